@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install reproduce test test-nbs test-py docs docs-test export clean-nbs bench
+.PHONY: install reproduce test docs docs-test export readme readme-check bench
 
 $(STAMP): setup.py settings.ini constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(STAMP): setup.py settings.ini constraints.txt pyproject.toml
 install: $(STAMP)
 
 reproduce: $(STAMP)
-	$(BIN)/crossmodal-course reproduce --quick
+	$(BIN)/crossmodal-course reproduce --json results/reproduce-shapes.json
 
 test: $(STAMP)
 	$(BIN)/nbdev_test --n_workers 2 --do_print --timing
@@ -28,6 +28,12 @@ test: $(STAMP)
 export: $(STAMP)
 	$(BIN)/nbdev_export
 	$(BIN)/nbdev_clean
+
+readme: $(STAMP)
+	$(BIN)/python tools/make_readme.py
+
+readme-check: $(STAMP)
+	$(BIN)/python tools/make_readme.py nbs/index.ipynb --check
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/metrics_speed.py
