@@ -29,6 +29,12 @@ export: $(STAMP)
 	$(BIN)/nbdev_export
 	$(BIN)/nbdev_clean
 
+docs: $(STAMP)
+	$(BIN)/python tools/build_docs.py
+
+docs-test: docs
+	$(BIN)/python -m pytest -q -rs tests/test_docs_browser.py
+
 readme: $(STAMP)
 	$(BIN)/python tools/make_readme.py
 
