@@ -21,9 +21,12 @@ install: $(STAMP)
 reproduce: $(STAMP)
 	$(BIN)/crossmodal-course reproduce --json results/reproduce-shapes.json
 
+# Two notebooks run at once, so each gets one BLAS/torch thread (two threads each would oversubscribe 2 cores).
+TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+
 test: $(STAMP)
-	$(BIN)/nbdev_test --n_workers 2 --do_print --timing
-	$(BIN)/python -m pytest -q
+	$(TEST_ENV) $(BIN)/nbdev_test --n_workers 2 --do_print --timing
+	$(TEST_ENV) $(BIN)/python -m pytest -q
 
 export: $(STAMP)
 	$(BIN)/nbdev_export

@@ -18,10 +18,10 @@ from .core import METHODS, Timer, register_method, retrieval_metrics, l2_normali
 __all__ = ['SHAPES', 'COLOURS', 'SIZES', 'BACKGROUNDS', 'ROWS', 'COLS', 'STYLES', 'NUMBERS', 'SPLIT_SIZES', 'SHAPES_VERSION',
            'DataError', 'load_rgb', 'CaptionDataset', 'sample_scene', 'scene_label', 'render_scene', 'caption_scene',
            'make_shapes', 'cache_dir', 'cache_key', 'atomic_save_npz', 'shapes_dataset', 'show_gallery', 'colour_swap',
-           'is_relation_caption', 'relation_holds', 'swapped_is_wrong', 'tokenize', 'Vocab', 'image_to_tensor',
-           'pad_captions', 'PairDataset', 'collate_pairs', 'ImageDataset', 'CaptionTextDataset', 'collate_captions',
-           'pair_loader', 'eval_loaders', 'PartialPairing', 'partial_pairing', 'simple_image_features', 'random_method',
-           'fit_cca', 'cca_method']
+           'is_relation_caption', 'relation_holds', 'swapped_is_wrong', 'shapes_pools', 'tokenize', 'Vocab',
+           'image_to_tensor', 'pad_captions', 'PairDataset', 'collate_pairs', 'ImageDataset', 'CaptionTextDataset',
+           'collate_captions', 'pair_loader', 'eval_loaders', 'PartialPairing', 'partial_pairing',
+           'simple_image_features', 'random_method', 'fit_cca', 'cca_method']
 
 # %% ../nbs/01_data.ipynb #db68a7cb
 class DataError(ValueError):
@@ -386,7 +386,7 @@ def show_gallery(ds: CaptionDataset, idx: Sequence[int], n_captions: int = 5, nc
     fig.tight_layout()
     return fig
 
-# %% ../nbs/01_data.ipynb #a4830916
+# %% ../nbs/01_data.ipynb #78868f2c
 def colour_swap(caption: str, style: str = "plain") -> str | None:
     "Swap the first two (different) colour words of a caption; None when it has fewer than two different colours."
     words = caption.split()
@@ -402,8 +402,8 @@ def colour_swap(caption: str, style: str = "plain") -> str | None:
 
 def is_relation_caption(caption: str, style: str = "plain") -> bool:
     "Does the caption state a spatial relation between two objects?"
-    v = STYLES[style]; rel = {w for k in ("above", "below", "left", "right") for p in v[k] for w in [p.split()[0]]}
-    return bool(rel & set(caption.split()))
+    text = f" {' '.join(caption.split())} "
+    return any(f" {phrase} " in text for k in ("above", "below", "left", "right") for phrase in STYLES[style][k])
 
 # %% ../nbs/01_data.ipynb #43297934
 def relation_holds(scene: dict, caption: str, style: str = "plain") -> bool | None:
@@ -430,7 +430,15 @@ def swapped_is_wrong(ds: CaptionDataset, j: int) -> bool | None:
     if twin is None or not relation_holds(scene, ds.captions[j], style): return None
     return not relation_holds(scene, twin, style)
 
-# %% ../nbs/01_data.ipynb #33b3c797
+# %% ../nbs/01_data.ipynb #4a1f588a
+def shapes_pools(n_images: int = 2000, n_captions: int = 2000, n_alt: int = 2000, seed: int = 0, image_size: int = 64) -> dict:
+    "Unpaired pools: `images` (uint8 array), `captions` and `alt_captions` (lists of str), each from its own stream (cached)."
+    extra_img = shapes_dataset("extra_images", n_images=n_images, seed=seed, image_size=image_size, captions_per_image=1)
+    extra_cap = shapes_dataset("extra_captions", n_images=n_captions, seed=seed, image_size=image_size, captions_per_image=1)
+    alt = shapes_dataset("alt_captions", n_images=n_alt, seed=seed, image_size=image_size, captions_per_image=1, style="alt")
+    return {"images": extra_img.images, "captions": list(extra_cap.captions), "alt_captions": list(alt.captions)}
+
+# %% ../nbs/01_data.ipynb #78dceb83
 _TOKEN_RE = re.compile(r"[a-z0-9]+")
 
 def tokenize(text: str) -> list[str]:
@@ -472,7 +480,7 @@ class Vocab:
         return sum(w in self.stoi for w in toks) / max(len(toks), 1)
     def __repr__(self): return f"Vocab({len(self)} tokens: {' '.join(self.itos[4:12])} ...)"
 
-# %% ../nbs/01_data.ipynb #23113569
+# %% ../nbs/01_data.ipynb #e12b5e66
 def image_to_tensor(img) -> torch.Tensor:
     "An `(H, W, 3)` uint8 array or a PIL image as a float `(3, H, W)` tensor in [0, 1]."
     arr = np.asarray(img)
@@ -486,7 +494,7 @@ def pad_captions(token_lists: Sequence[Sequence[int]], pad_id: int = 0) -> tuple
     for i, t in enumerate(token_lists): out[i, :len(t)] = torch.as_tensor(t, dtype=torch.long)
     return out, lengths
 
-# %% ../nbs/01_data.ipynb #ff9c7aec
+# %% ../nbs/01_data.ipynb #d740ab3a
 class _ImageSource:
     "Shared image access with an optional transform (PIL image → tensor)."
     def _image(self, i):
@@ -535,7 +543,7 @@ def collate_captions(batch) -> dict:
     tokens, lengths = pad_captions(ids)
     return {"tokens": tokens, "lengths": lengths, "cap_idx": torch.tensor(idx)}
 
-# %% ../nbs/01_data.ipynb #3d3e4799
+# %% ../nbs/01_data.ipynb #0f16bd9a
 def pair_loader(ds: CaptionDataset, vocab: Vocab, batch_size: int = 128, shuffle: bool = True, seed: int = 0,
                 image_tf: Callable | None = None, num_workers: int = 0, drop_last: bool = True) -> torch.utils.data.DataLoader:
     "A loader of training pairs; call `dl.dataset.set_epoch(e)` at the start of each epoch for fresh captions."
@@ -551,7 +559,7 @@ def eval_loaders(ds: CaptionDataset, vocab: Vocab, batch_size: int = 256, image_
                                        collate_fn=collate_captions, num_workers=num_workers)
     return images, caps, ds.img_of_caption
 
-# %% ../nbs/01_data.ipynb #985afc8f
+# %% ../nbs/01_data.ipynb #ed7f4245
 @dataclass
 class PartialPairing:
     "A training split cut into a paired part and unpaired image and caption pools."
@@ -573,7 +581,7 @@ def partial_pairing(ds: CaptionDataset, paired_fraction: float, seed: int = 0) -
                                  image_ids=rest.image_ids, info={})
     return PartialPairing(paired, images_only, [rest.captions[j] for j in shuffle], rest.img_of_caption[shuffle])
 
-# %% ../nbs/01_data.ipynb #f76ad5a9
+# %% ../nbs/01_data.ipynb #0baa074d
 def simple_image_features(ds: CaptionDataset, size: int = 32, batch: int = 512) -> np.ndarray:
     "Hand-made image features: a 16×16 thumbnail, 8-bin colour histograms and a 4×4-cell, 8-bin gradient-orientation histogram."
     feats = []
@@ -598,7 +606,7 @@ def simple_image_features(ds: CaptionDataset, size: int = 32, batch: int = 512) 
         feats.append(np.concatenate([thumb, hist, hog], axis=1).astype(np.float32))
     return np.concatenate(feats)
 
-# %% ../nbs/01_data.ipynb #9e6306f9
+# %% ../nbs/01_data.ipynb #db83666d
 def _train_subset(ds: CaptionDataset, n: int | None, seed: int) -> CaptionDataset:
     if n is None or n >= len(ds): return ds
     return ds.subset(np.sort(np.random.default_rng(seed).choice(len(ds), size=n, replace=False)))
@@ -629,7 +637,7 @@ def fit_cca(x_img: np.ndarray, y_txt: np.ndarray, n_components: int = 32, pca_di
     A, B = Wx @ U[:, :k], Wy @ Vt.T[:, :k]
     return (lambda x: px.transform(x) @ A), (lambda y: py.transform(y) @ B), S[:k]
 
-# %% ../nbs/01_data.ipynb #3ae19ef1
+# %% ../nbs/01_data.ipynb #f80ce081
 @register_method("cca", "CCA between simple image features and TF-IDF caption features")
 def cca_method(train: CaptionDataset, test: CaptionDataset, *, quick: bool = False, seed: int = 0) -> np.ndarray:
     "CCA between `simple_image_features` and TF-IDF caption vectors (vocabulary from the training captions)."

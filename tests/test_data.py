@@ -52,3 +52,11 @@ def test_partial_pairing_edges():
 
 def test_load_rgb_missing(tmp_path):
     with pytest.raises(DataError, match="nope.jpg"): load_rgb(tmp_path / "nope.jpg")
+
+def test_unpaired_pools_deterministic_and_in_another_style():
+    a, b = data.shapes_pools(20, 20, 20), data.shapes_pools(20, 20, 20)
+    assert np.array_equal(a["images"], b["images"]) and a["captions"] == b["captions"] and a["alt_captions"] == b["alt_captions"]
+    plain = set(" ".join(make_shapes(50, "train").captions).split())
+    alt = set(" ".join(a["alt_captions"]).split())
+    assert len(alt - plain) > len(alt & plain)          # mostly other words
+    assert a["images"].shape == (20, 64, 64, 3)
