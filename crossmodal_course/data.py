@@ -494,7 +494,7 @@ def pad_captions(token_lists: Sequence[Sequence[int]], pad_id: int = 0) -> tuple
     for i, t in enumerate(token_lists): out[i, :len(t)] = torch.as_tensor(t, dtype=torch.long)
     return out, lengths
 
-# %% ../nbs/01_data.ipynb #d740ab3a
+# %% ../nbs/01_data.ipynb #125bf5b9
 class _ImageSource:
     "Shared image access with an optional transform (PIL image → tensor)."
     def _image(self, i):
@@ -502,9 +502,10 @@ class _ImageSource:
         return self.image_tf(self.ds.image(i))
 
 class PairDataset(torch.utils.data.Dataset, _ImageSource):
-    "Training pairs: item `i` is image `i` with one of its captions, drawn per epoch from `seed` and `set_epoch`."
-    def __init__(self, ds: CaptionDataset, vocab: Vocab, image_tf: Callable | None = None, seed: int = 0, bos_eos: bool = False):
-        self.ds, self.vocab, self.image_tf, self.seed, self.bos_eos = ds, vocab, image_tf, seed, bos_eos
+    "Training pairs: item `i` is image `i` with one of its captions, drawn per epoch from `seed` and `set_epoch`; `load_images=False` skips decoding (for models that read cached image features by `img_idx`)."
+    def __init__(self, ds: CaptionDataset, vocab: Vocab, image_tf: Callable | None = None, seed: int = 0, bos_eos: bool = False,
+                 load_images: bool = True):
+        self.ds, self.vocab, self.image_tf, self.seed, self.bos_eos, self.load_images = ds, vocab, image_tf, seed, bos_eos, load_images
         self.caps_of = [ds.caption_ids_of(i) for i in range(len(ds))]
         if any(len(c) == 0 for c in self.caps_of): raise DataError(f"{ds.name}/{ds.split}: every image needs a caption for pair training")
         self.set_epoch(0)
@@ -515,7 +516,8 @@ class PairDataset(torch.utils.data.Dataset, _ImageSource):
     def __len__(self): return len(self.ds)
     def __getitem__(self, i):
         j = self.choice[i]
-        return self._image(i), self.vocab.encode(self.ds.captions[j], self.bos_eos), i, j
+        image = self._image(i) if self.load_images else torch.empty(0)
+        return image, self.vocab.encode(self.ds.captions[j], self.bos_eos), i, j
 
 def collate_pairs(batch) -> dict:
     "Stack images, pad captions: `{'images', 'tokens', 'lengths', 'img_idx', 'cap_idx'}`."
@@ -543,12 +545,13 @@ def collate_captions(batch) -> dict:
     tokens, lengths = pad_captions(ids)
     return {"tokens": tokens, "lengths": lengths, "cap_idx": torch.tensor(idx)}
 
-# %% ../nbs/01_data.ipynb #0f16bd9a
+# %% ../nbs/01_data.ipynb #5acbdbfb
 def pair_loader(ds: CaptionDataset, vocab: Vocab, batch_size: int = 128, shuffle: bool = True, seed: int = 0,
-                image_tf: Callable | None = None, num_workers: int = 0, drop_last: bool = True) -> torch.utils.data.DataLoader:
+                image_tf: Callable | None = None, num_workers: int = 0, drop_last: bool = True,
+                load_images: bool = True) -> torch.utils.data.DataLoader:
     "A loader of training pairs; call `dl.dataset.set_epoch(e)` at the start of each epoch for fresh captions."
     g = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(PairDataset(ds, vocab, image_tf, seed), batch_size=batch_size, shuffle=shuffle,
+    return torch.utils.data.DataLoader(PairDataset(ds, vocab, image_tf, seed, load_images=load_images), batch_size=batch_size, shuffle=shuffle,
                                        generator=g, collate_fn=collate_pairs, num_workers=num_workers, drop_last=drop_last)
 
 def eval_loaders(ds: CaptionDataset, vocab: Vocab, batch_size: int = 256, image_tf: Callable | None = None,
