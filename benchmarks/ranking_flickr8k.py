@@ -13,7 +13,8 @@ from crossmodal_course.core import Timer, retrieval_metrics
 from crossmodal_course.data import Vocab
 from crossmodal_course.formats import load_flickr8k
 from crossmodal_course.image import extract_features
-from crossmodal_course.losses import JointConfig, embed_split, proxy_image_encoder, split_sims, train_joint
+from crossmodal_course.image import proxy_image_encoder
+from crossmodal_course.losses import JointConfig, embed_split, split_sims, train_joint
 import crossmodal_course.losses as losses
 import crossmodal_course.data as data
 

@@ -28,7 +28,7 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'TV_LAYERS', 'FEATURES_VERSION', 'PR
            'feature_cache_path', 'extract_features', 'shapes_proxy_targets', 'frequent_caption_words',
            'caption_word_targets', 'TargetDataset', 'ProxyClassifier', 'bce_loss', 'label_map', 'proxy_eval_fn',
            'train_proxy_cnn', 'tsne_embed', 'tsne_plot', 'feature_scores', 'image_retrieval_aps', 'image_retrieval_map',
-           'chance_map', 'show_retrievals', 'cca_sims', 'cnn_cca_method', 'time_extraction']
+           'chance_map', 'show_retrievals', 'cca_sims', 'proxy_image_encoder', 'cnn_cca_method', 'time_extraction']
 
 # %% ../nbs/03_image.ipynb #a25f7d28
 class BasicBlock(nn.Module):
@@ -540,30 +540,32 @@ def cca_sims(train_feats: np.ndarray, train: CaptionDataset, test_feats: np.ndar
     cap = embed_txt(tfidf.transform(test.captions).toarray()) * corr
     return l2_normalize(img) @ l2_normalize(cap).T
 
-# %% ../nbs/03_image.ipynb #787a3020
+# %% ../nbs/03_image.ipynb #c3d38079
 def _split_holdout(idx: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     "Split image indices into a training part and a held-out part (`fraction`), deterministically from `seed`."
     perm = np.random.default_rng([seed, 11]).permutation(np.asarray(idx))
     n_hold = max(1, int(round(fraction * len(perm))))
     return np.sort(perm[n_hold:]), np.sort(perm[:n_hold])
 
-@register_method("cnn-cca", "CCA between features of a small CNN trained here on a proxy task (shapes+colours present; caption words on real data) and TF-IDF captions")
-def cnn_cca_method(train: CaptionDataset, test: CaptionDataset, *, quick: bool = False, seed: int = 0) -> np.ndarray:
-    "Train the small ResNet on the proxy task (10% of `train` held out for epoch selection), extract features, CCA with TF-IDF captions."
-    idx = np.arange(len(train))
-    if quick and len(train) > 2000: idx = np.sort(np.random.default_rng(seed).choice(len(train), size=2000, replace=False))
-    fit_idx, hold_idx = _split_holdout(idx, 0.1, seed)
+def proxy_image_encoder(train: CaptionDataset, *, quick: bool = False, seed: int = 0) -> ImageEncoder:
+    "The small CNN trained on the proxy task (shapes + colours present on the embedded set, frequent caption words on real data) with 10% of `train` held out for epoch selection; cached, so every caller with the same arguments shares one run."
+    fit_idx, hold_idx = _split_holdout(np.arange(len(train)), 0.1, seed)
     fit_part, hold = train.subset(fit_idx), train.subset(hold_idx)
     if train.multi_labels is not None and len(train.info.get("colour_labels", ())) == len(train):
         targets = shapes_proxy_targets(train)
         t_fit, t_hold = targets[fit_idx], targets[hold_idx]
-    else:                                       # real data (or a subset whose info was not subset): caption words
+    else:                                       # real data: caption words
         words = frequent_caption_words(fit_part, 100)
         t_fit, t_hold = caption_word_targets(fit_part, words), caption_word_targets(hold, words)
-    train = train.subset(idx)
     size = int(train.images.shape[1]) if train.in_memory else 96
-    model, _ = train_proxy_cnn(fit_part, t_fit, hold, t_hold, input_size=size, epochs=2 if quick else 4, seed=seed, desc="cnn-cca")
-    enc = model.encoder
+    model, _ = train_proxy_cnn(fit_part, t_fit, hold, t_hold, input_size=size, epochs=2 if quick else 4, seed=seed, desc="image CNN")
+    return model.encoder
+
+@register_method("cnn-cca", "CCA between features of a small CNN trained here on a proxy task (shapes+colours present; caption words on real data) and TF-IDF captions")
+def cnn_cca_method(train: CaptionDataset, test: CaptionDataset, *, quick: bool = False, seed: int = 0) -> np.ndarray:
+    "`proxy_image_encoder` features (on at most 2,000 training images with `quick`), CCA with TF-IDF captions."
+    if quick and len(train) > 2000: train = train.subset(np.sort(np.random.default_rng(seed).choice(len(train), size=2000, replace=False)))
+    enc = proxy_image_encoder(train, quick=quick, seed=seed)
     return cca_sims(extract_features(enc, train), train, extract_features(enc, test), test,
                     max_features=None if train.name == "shapes" else 5000, seed=seed)
 

@@ -16,8 +16,8 @@ from .core import METHODS, Timer, l2_normalize, progress, register_method, retri
 
 # %% auto #0
 __all__ = ['LOSSES', 'triplet_ranking_loss', 'instance_loss', 'infonce_loss', 'order_sim', 'JointEmbedding', 'JointConfig',
-           'make_text_encoder', 'embed_split', 'split_sims', 'train_joint', 'retrieval_gallery', 'proxy_image_encoder',
-           'embedding_spread', 'joint_method']
+           'make_text_encoder', 'embed_split', 'split_sims', 'train_joint', 'retrieval_gallery', 'embedding_spread',
+           'joint_method']
 
 # %% ../nbs/04_ranking.ipynb #a13dd87f
 def triplet_ranking_loss(sims: torch.Tensor, margin: float = 0.2, hardest: bool = False) -> torch.Tensor:
@@ -132,7 +132,7 @@ def split_sims(model: JointEmbedding, img_emb: np.ndarray, cap_emb: np.ndarray) 
     "The images × captions similarity matrix of embedded splits, with the model's similarity."
     with torch.no_grad(): return model.sim(torch.as_tensor(img_emb), torch.as_tensor(cap_emb)).numpy()
 
-# %% ../nbs/04_ranking.ipynb #aee102bd
+# %% ../nbs/04_ranking.ipynb #cb986dce
 def train_joint(train, val, vocab, image_encoder, config: JointConfig, *, init: dict | None = None, seed: int = 0,
                 ckpt_path=None, desc: str | None = None):
     "Train a `JointEmbedding` with a recipe; validation rSum each epoch selects the best. Returns `(model, history, image_features)` — the features are None when the CNN was fine-tuned."
@@ -205,23 +205,7 @@ def retrieval_gallery(ds, sims: np.ndarray, caption_queries=(), image_queries=()
     fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.02, wspace=0.08, hspace=0.35)   # text may overflow into empty cells
     return fig
 
-# %% ../nbs/04_ranking.ipynb #372bd57f
-def proxy_image_encoder(train, *, quick: bool = False, seed: int = 0):
-    "The image side: `03_image`'s small CNN trained on its proxy task with 10% of `train` held out (cached, so every caller shares one run)."
-    from crossmodal_course.image import (_split_holdout, caption_word_targets, frequent_caption_words, shapes_proxy_targets,
-                                         train_proxy_cnn)
-    fit_idx, hold_idx = _split_holdout(np.arange(len(train)), 0.1, seed)
-    fit_part, hold = train.subset(fit_idx), train.subset(hold_idx)
-    if train.multi_labels is not None and len(train.info.get("colour_labels", ())) == len(train):
-        targets = shapes_proxy_targets(train); t_fit, t_hold = targets[fit_idx], targets[hold_idx]
-    else:
-        words = frequent_caption_words(fit_part, 100)
-        t_fit, t_hold = caption_word_targets(fit_part, words), caption_word_targets(hold, words)
-    size = int(train.images.shape[1]) if train.in_memory else 96
-    model, _ = train_proxy_cnn(fit_part, t_fit, hold, t_hold, input_size=size, epochs=2 if quick else 4, seed=seed, desc="image CNN")
-    return model.encoder
-
-# %% ../nbs/04_ranking.ipynb #ff9207cf
+# %% ../nbs/04_ranking.ipynb #4b83a752
 @torch.no_grad()
 def embedding_spread(model: JointEmbedding, ds, vocab, n: int = 500) -> float:
     "1 − mean cosine between the embeddings of different captions (first `n` captions of `ds`): 0 when all embeddings coincide."
@@ -232,12 +216,12 @@ def embedding_spread(model: JointEmbedding, ds, vocab, n: int = 500) -> float:
     c = (e @ e.T).cpu().numpy()
     return float(1 - c[~np.eye(len(c), dtype=bool)].mean())
 
-# %% ../nbs/04_ranking.ipynb #4dc76395
+# %% ../nbs/04_ranking.ipynb #4d6a725d
 def joint_method(config: JointConfig, stage2_epochs: int = 0) -> Callable:
     "A `reproduce` method that trains a joint embedding with `config` (then `stage2_epochs` of stage II) and returns test similarities."
     def method(train, test, *, quick: bool = False, seed: int = 0) -> np.ndarray:
         from crossmodal_course.data import Vocab
-        from crossmodal_course.image import _split_holdout, extract_features
+        from crossmodal_course.image import _split_holdout, extract_features, proxy_image_encoder
         if quick and len(train) > 3000: train = train.subset(np.sort(np.random.default_rng(seed).choice(len(train), 3000, replace=False)))
         cfg = replace(config, n_epochs=3) if quick else config
         fit_idx, hold_idx = _split_holdout(np.arange(len(train)), 0.1, seed)
