@@ -33,7 +33,8 @@ import torch
 from crossmodal_course.core import Timer, retrieval_metrics
 from crossmodal_course.data import CaptionDataset, simple_image_features
 from crossmodal_course.formats import load_flickr8k
-from crossmodal_course.image import (caption_word_targets, cca_sims, chance_map, channel_stats, extract_features,
+from crossmodal_course.data import tfidf_cca_sims
+from crossmodal_course.image import (caption_word_targets, chance_map, channel_stats, extract_features,
                                      frequent_caption_words, image_retrieval_map, small_cnn, train_proxy_cnn,
                                      tv_encoder, _batch_uint8, _split_holdout)
 from crossmodal_course.core import progress
@@ -105,7 +106,7 @@ def main(argv=None):
             if enc is None: f_tr, f_dev = simple_image_features(train), simple_image_features(dev)
             else: f_tr, f_dev = extract_features(enc, train), extract_features(enc, dev)
         with Timer() as tc:
-            sims = cca_sims(f_tr, train, f_dev, dev, max_features=5000, seed=args.seed)
+            sims = tfidf_cca_sims(f_tr, train, f_dev, dev, max_features=5000, dtype=np.float32, seed=args.seed)
         m = retrieval_metrics(sims, img_of_caption=dev.img_of_caption)
         rows[name] = {"dim": f_dev.shape[1], "i2i mAP cos": image_retrieval_map(f_dev[has], dev_concepts[has], "cosine"),
                       "i2i mAP euc": image_retrieval_map(f_dev[has], dev_concepts[has], "euclidean"),

@@ -21,7 +21,7 @@ __all__ = ['SHAPES', 'COLOURS', 'SIZES', 'BACKGROUNDS', 'ROWS', 'COLS', 'STYLES'
            'is_relation_caption', 'relation_holds', 'swapped_is_wrong', 'shapes_pools', 'tokenize', 'Vocab',
            'image_to_tensor', 'pad_captions', 'PairDataset', 'collate_pairs', 'ImageDataset', 'CaptionTextDataset',
            'collate_captions', 'pair_loader', 'eval_loaders', 'PartialPairing', 'partial_pairing',
-           'simple_image_features', 'random_method', 'fit_cca', 'cca_method']
+           'simple_image_features', 'train_subset', 'random_method', 'fit_cca', 'tfidf_cca_sims', 'cca_method']
 
 # %% ../nbs/01_data.ipynb #db68a7cb
 class DataError(ValueError):
@@ -609,8 +609,9 @@ def simple_image_features(ds: CaptionDataset, size: int = 32, batch: int = 512) 
         feats.append(np.concatenate([thumb, hist, hog], axis=1).astype(np.float32))
     return np.concatenate(feats)
 
-# %% ../nbs/01_data.ipynb #db83666d
-def _train_subset(ds: CaptionDataset, n: int | None, seed: int) -> CaptionDataset:
+# %% ../nbs/01_data.ipynb #d5b2fccc
+def train_subset(ds: CaptionDataset, n: int | None, seed: int) -> CaptionDataset:
+    "A random subset of `n` images (all of `ds` when `n` is None or not smaller), drawn from `seed` and kept in index order: the `quick` training set of `reproduce` methods."
     if n is None or n >= len(ds): return ds
     return ds.subset(np.sort(np.random.default_rng(seed).choice(len(ds), size=n, replace=False)))
 
@@ -640,15 +641,22 @@ def fit_cca(x_img: np.ndarray, y_txt: np.ndarray, n_components: int = 32, pca_di
     A, B = Wx @ U[:, :k], Wy @ Vt.T[:, :k]
     return (lambda x: px.transform(x) @ A), (lambda y: py.transform(y) @ B), S[:k]
 
-# %% ../nbs/01_data.ipynb #f80ce081
+# %% ../nbs/01_data.ipynb #01b5c1c4
+def tfidf_cca_sims(train_feats: np.ndarray, train: CaptionDataset, test_feats: np.ndarray, test: CaptionDataset, *,
+                   n_components: int = 32, pca_dim: int = 128, max_features: int | None = None, dtype=np.float64,
+                   seed: int = 0) -> np.ndarray:
+    "Test images × test captions cosine similarities after CCA between image features (one row per image) and TF-IDF caption vectors fitted on the training captions, each dimension weighted by its canonical correlation."
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    tfidf = TfidfVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None, min_df=2, max_features=max_features,
+                            dtype=dtype).fit(train.captions)
+    x_img = np.asarray(train_feats)[train.img_of_caption]                 # one row per (image, caption) pair
+    embed_img, embed_txt, corr = fit_cca(x_img, tfidf.transform(train.captions).toarray(), n_components, pca_dim, seed=seed)
+    img_emb = embed_img(test_feats) * corr                                  # weight dimensions by their correlation
+    cap_emb = embed_txt(tfidf.transform(test.captions).toarray()) * corr
+    return l2_normalize(img_emb) @ l2_normalize(cap_emb).T
+
 @register_method("cca", "CCA between simple image features and TF-IDF caption features")
 def cca_method(train: CaptionDataset, test: CaptionDataset, *, quick: bool = False, seed: int = 0) -> np.ndarray:
     "CCA between `simple_image_features` and TF-IDF caption vectors (vocabulary from the training captions)."
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    train = _train_subset(train, 2000 if quick else None, seed)
-    tfidf = TfidfVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None, min_df=2).fit(train.captions)
-    x_img = simple_image_features(train)[train.img_of_caption]          # one row per (image, caption) pair
-    embed_img, embed_txt, corr = fit_cca(x_img, tfidf.transform(train.captions).toarray(), seed=seed)
-    img_emb = embed_img(simple_image_features(test)) * corr                 # weight dimensions by their correlation
-    cap_emb = embed_txt(tfidf.transform(test.captions).toarray()) * corr
-    return l2_normalize(img_emb) @ l2_normalize(cap_emb).T
+    train = train_subset(train, 2000 if quick else None, seed)
+    return tfidf_cca_sims(simple_image_features(train), train, simple_image_features(test), test, seed=seed)

@@ -220,9 +220,9 @@ def embedding_spread(model: JointEmbedding, ds, vocab, n: int = 500) -> float:
 def joint_method(config: JointConfig, stage2_epochs: int = 0) -> Callable:
     "A `reproduce` method that trains a joint embedding with `config` (then `stage2_epochs` of stage II) and returns test similarities."
     def method(train, test, *, quick: bool = False, seed: int = 0) -> np.ndarray:
-        from crossmodal_course.data import Vocab
+        from crossmodal_course.data import Vocab, train_subset
         from crossmodal_course.image import _split_holdout, extract_features, proxy_image_encoder
-        if quick and len(train) > 3000: train = train.subset(np.sort(np.random.default_rng(seed).choice(len(train), 3000, replace=False)))
+        train = train_subset(train, 3000 if quick else None, seed)
         cfg = replace(config, n_epochs=3) if quick else config
         fit_idx, hold_idx = _split_holdout(np.arange(len(train)), 0.1, seed)
         fit_part, hold = train.subset(fit_idx), train.subset(hold_idx)

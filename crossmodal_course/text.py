@@ -15,7 +15,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .core import Timer, l2_normalize, progress, register_method, retrieval_metrics
-from .data import (CaptionDataset, DataError, Vocab, _train_subset, colour_swap, fit_cca,
+from .data import (CaptionDataset, DataError, Vocab, train_subset, colour_swap, fit_cca,
                                     simple_image_features, swapped_is_wrong, tokenize)
 
 # %% auto #0
@@ -422,7 +422,7 @@ def fit_text_cca(kind: str, train: CaptionDataset, image_features: np.ndarray | 
 
 def text_cca_method(kind: str, train: CaptionDataset, test: CaptionDataset, *, quick: bool = False, seed: int = 0) -> np.ndarray:
     "The `reproduce` method shared by the four fixed-text-feature CCA methods (quick: 2,000 training images, fewer GloVe epochs)."
-    train = _train_subset(train, 2000 if quick else None, seed)
+    train = train_subset(train, 2000 if quick else None, seed)
     model = fit_text_cca(kind, train, seed=seed, glove_epochs=10 if quick else 25)
     return model.similarities(simple_image_features(test), test.captions)
 
@@ -449,7 +449,7 @@ def text_cca_table(train: CaptionDataset, test: CaptionDataset, kinds: Sequence[
                    seed: int = 0, return_models: bool = False, **kwargs):
     "Fit `fit_text_cca` for each kind on `train` (image features computed once) and tabulate test Recall@K, rSum, the word-order probe (when `test` has scenes) and seconds; with `return_models` also the fitted `TextCCA`s."
     import pandas as pd
-    train = _train_subset(train, 2000 if quick else None, seed)
+    train = train_subset(train, 2000 if quick else None, seed)
     kwargs.setdefault("glove_epochs", 10 if quick else 25)
     with Timer() as t_img: f_train, f_test = simple_image_features(train), simple_image_features(test)
     twin_idx, twins = relation_twins(test) if "scenes" in test.info else (np.zeros(0, np.int64), [])

@@ -478,13 +478,13 @@ def test_show_retrievals_marks_correct_results(shapes):
 
 
 def test_cca_sims_lines_up_informative_features():
-    from crossmodal_course.image import cca_sims
+    from crossmodal_course.data import tfidf_cca_sims
     train, test = make_shapes(300, "train"), make_shapes(60, "test")
     informative = lambda ds: np.concatenate([ds.multi_labels, ds.info["colour_labels"]], 1).astype(np.float32)
     noise = lambda ds: np.random.default_rng(1).normal(size=(len(ds), 13)).astype(np.float32)
-    good = retrieval_metrics(cca_sims(informative(train), train, informative(test), test, pca_dim=13, n_components=13),
+    good = retrieval_metrics(tfidf_cca_sims(informative(train), train, informative(test), test, pca_dim=13, n_components=13, dtype=np.float32),
                              img_of_caption=test.img_of_caption)["rsum"]
-    bad = retrieval_metrics(cca_sims(noise(train), train, noise(test), test, pca_dim=13, n_components=13),
+    bad = retrieval_metrics(tfidf_cca_sims(noise(train), train, noise(test), test, pca_dim=13, n_components=13, dtype=np.float32),
                             img_of_caption=test.img_of_caption)["rsum"]
     assert good > 2 * bad
 
