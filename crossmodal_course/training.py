@@ -4,17 +4,24 @@
 
 # %% ../nbs/01b_training.ipynb #43311f5d
 from __future__ import annotations
-import math, os, random, tempfile, time
+import atexit, math, os, random, sys, tempfile, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 from .core import Timer, progress, set_seed
 
 # %% auto #0
-__all__ = ['default_device', 'to_device', 'atomic_torch_save', 'load_checkpoint', 'History', 'NaNLossError', 'fit']
+__all__ = ['JOINT_RECIPES', 'default_device', 'to_device', 'atomic_torch_save', 'load_checkpoint', 'DistInfo',
+           'launched_by_torchrun', 'dist_info', 'init_distributed', 'cleanup_distributed', 'dist_device',
+           'single_process', 'History', 'NaNLossError', 'fit', 'shard_loader', 'all_gather_with_grad', 'gathered_sims',
+           'gathered_infonce_loss', 'gathered_triplet_loss', 'add_train_parser', 'train_command', 'main_train']
 
 # %% ../nbs/01b_training.ipynb #e8934638
 def default_device() -> torch.device:
@@ -63,6 +70,55 @@ def _set_rng_state(state: dict, dl) -> None:
     n = state["numpy"]; np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     random.setstate((3, tuple(int(x) for x in state["python"]), None))
     if "loader" in state and getattr(dl, "generator", None) is not None: dl.generator.set_state(state["loader"])
+
+# %% ../nbs/01b_training.ipynb #d1a0e002
+@dataclass(frozen=True)
+class DistInfo:
+    "Where this process stands: its `rank` among `world_size` processes, its `local_rank` on this machine, the backend."
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+def launched_by_torchrun() -> bool:
+    "Whether `torchrun` (or another launcher) started this process as one of several (`WORLD_SIZE` > 1)."
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+def dist_info() -> DistInfo:
+    "Rank, world size and backend of the initialised process group; rank 0 of 1 when there is none."
+    if not (dist.is_available() and dist.is_initialized()): return DistInfo()
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), dist.get_backend())
+
+def init_distributed(backend: str | None = None) -> DistInfo:
+    "Join the process group that `torchrun` describes in the environment: NCCL when GPUs are present, else Gloo. Does nothing when already joined or not launched as one of several; the group is left at exit."
+    if (dist.is_available() and dist.is_initialized()) or not launched_by_torchrun(): return dist_info()
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    backend = backend or ("nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo")
+    if backend == "nccl":
+        if local_rank >= torch.cuda.device_count():
+            raise RuntimeError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} GPU(s): start at most one process per GPU")
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend)
+    atexit.register(cleanup_distributed)
+    return dist_info()
+
+def cleanup_distributed() -> None:
+    "Leave the process group (if any)."
+    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+
+def dist_device(info: DistInfo) -> torch.device:
+    "The device of this process: its own GPU (`cuda:LOCAL_RANK`) with NCCL, else the CPU."
+    return torch.device("cuda", info.local_rank) if info.backend == "nccl" else torch.device("cpu")
+
+_LOCAL_ONLY = False
+
+@contextmanager
+def single_process():
+    "Inside this block `fit` trains as one process even under `torchrun` (for a step that rank 0 runs alone, e.g. a cached pre-training)."
+    global _LOCAL_ONLY
+    old, _LOCAL_ONLY = _LOCAL_ONLY, True
+    try: yield
+    finally: _LOCAL_ONLY = old
 
 # %% ../nbs/01b_training.ipynb #bec24b1d
 @dataclass
@@ -116,42 +172,55 @@ class NaNLossError(FloatingPointError):
 def fit(model: nn.Module, loss_fn: Callable, train_dl, n_epochs: int, opt: torch.optim.Optimizer | None = None,
         lr: float = 1e-3, eval_fn: Callable | None = None, select: str = "rsum", mode: str = "max",
         ckpt_path=None, resume: bool = True, device=None, seed: int = 0, grad_clip: float | None = None,
-        desc: str | None = None, stop_after: int | None = None) -> History:
-    "Train `model` with `loss_fn(model, batch) -> loss` for `n_epochs`; evaluate with `eval_fn(model) -> dict` and keep the best `select`; checkpoint to `ckpt_path` and resume from it."
+        desc: str | None = None, stop_after: int | None = None, gather_negatives: bool = True,
+        ddp_kwargs: dict | None = None) -> History:
+    "Train `model` with `loss_fn(model, batch) -> loss` for `n_epochs`; evaluate with `eval_fn(model) -> dict` and keep the best `select`; checkpoint to `ckpt_path` and resume from it. Under `torchrun` (several processes): DDP, a sharded loader, negatives gathered across processes (`gather_negatives`), evaluation and checkpoints on rank 0; `ddp_kwargs` go to `DistributedDataParallel`."
     if mode not in ("max", "min"): raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-    device = torch.device(device) if device is not None else default_device()
+    info = DistInfo() if _LOCAL_ONLY else init_distributed() if launched_by_torchrun() else dist_info()
+    ddp = info.world_size > 1                                          # False: exactly the single-process loop
+    if device is None: device = dist_device(info) if ddp else default_device()
+    device = torch.device(device)
     model.to(device)
     opt = opt or torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     hist, start_epoch, best_state = History(select=select if eval_fn else None), 0, None
     set_seed(seed)
+    loader = shard_loader(train_dl, seed, info) if ddp else train_dl
     if ckpt_path is not None and resume and Path(ckpt_path).is_file():
         ck = load_checkpoint(ckpt_path, map_location=device)
         model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"])
         hist, start_epoch, best_state = History.from_dict(ck["history"]), ck["epoch"] + 1, ck.get("best_model")
-        _set_rng_state(ck["rng"], train_dl)
+        same_world = ddp and len(ck.get("rng_ranks", ())) == info.world_size
+        _set_rng_state(ck["rng_ranks"][info.rank] if same_world else ck["rng"], train_dl)
+    step_fn = DDP(_LossModule(model, loss_fn, gather_negatives), **_ddp_args(device, ddp_kwargs)) if ddp else None
     better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
     t_start = time.perf_counter() - hist.seconds
     for epoch in range(start_epoch, n_epochs):
         if hasattr(train_dl.dataset, "set_epoch"): train_dl.dataset.set_epoch(epoch)
+        if ddp: loader.sampler.set_epoch(epoch)                        # a new shuffle of the shards each epoch
         model.train()
         epoch_losses = []
-        bar = progress(train_dl, total=len(train_dl), desc=f"{desc or 'epoch'} {epoch + 1}/{n_epochs}")
+        bar = progress(loader, total=len(loader), desc=f"{desc or 'epoch'} {epoch + 1}/{n_epochs}") if info.rank == 0 else _Quiet(loader)
         for step, batch in enumerate(bar):
-            loss = loss_fn(model, to_device(batch, device))
-            if not torch.isfinite(loss):
-                raise NaNLossError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: "
+            if ddp:
+                loss = step_fn(to_device(batch, device))               # loss_fn runs inside DDP's forward
+                shown = _mean_over_ranks(loss.detach())                # what every rank records and checks
+            else: shown = loss = loss_fn(model, to_device(batch, device))
+            if not torch.isfinite(shown):
+                raise NaNLossError(f"loss became {shown.item()} at epoch {epoch + 1}, step {step + 1}: "
                                    "lower the learning rate, clip gradients (grad_clip=...) or check the inputs")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip is not None: nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             opt.step()
-            epoch_losses.append(loss.item())
+            epoch_losses.append(shown.item())
             if step % 10 == 0: bar.set_postfix(loss=f"{np.mean(epoch_losses[-10:]):.4f}")
         hist.losses += epoch_losses
         hist.epoch_losses.append(float(np.mean(epoch_losses)) if epoch_losses else float("nan"))
         if eval_fn is not None:
             model.eval()
-            with torch.no_grad(): m = {k: float(v) for k, v in eval_fn(model).items()}
+            if ddp: m = _evaluate_on_rank0(eval_fn, model)
+            else:
+                with torch.no_grad(): m = {k: float(v) for k, v in eval_fn(model).items()}
             hist.metrics.append(m)
             if select not in m: raise KeyError(f"eval_fn returned {sorted(m)}, which has no {select!r} to select on")
             if hist.best_metric is None or better(m[select], hist.best_metric):
@@ -159,8 +228,184 @@ def fit(model: nn.Module, loss_fn: Callable, train_dl, n_epochs: int, opt: torch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         hist.seconds = time.perf_counter() - t_start
         if ckpt_path is not None:
-            atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch,
-                               "history": hist.as_dict(), "best_model": best_state, "rng": _rng_state(train_dl)}, ckpt_path)
+            state = {"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch,
+                     "history": hist.as_dict(), "best_model": best_state, "rng": _rng_state(train_dl)}
+            if ddp: _save_on_rank0(state, ckpt_path, info)
+            else: atomic_torch_save(state, ckpt_path)
         if stop_after is not None and epoch + 1 >= stop_after: break        # to simulate an interruption
     if best_state is not None: model.load_state_dict(best_state)
     return hist
+
+# %% ../nbs/01b_training.ipynb #d1a0e011
+def shard_loader(dl: DataLoader, seed: int = 0, info: DistInfo | None = None) -> DataLoader:
+    "`dl` over this process's shard only: a `DistributedSampler` (shuffled, from `seed`, when `dl` shuffles) with `dl`'s batch size, collate function, workers and generator. Returned unchanged with one process or when already sharded."
+    info = info or dist_info()
+    if info.world_size == 1 or isinstance(dl.sampler, DistributedSampler): return dl
+    if isinstance(dl.dataset, torch.utils.data.IterableDataset):
+        raise ValueError("an IterableDataset cannot be sharded by a DistributedSampler: split the stream by rank in the dataset itself")
+    if dl.batch_size is None or not isinstance(dl.sampler, (RandomSampler, SequentialSampler)):
+        raise ValueError(f"cannot shard a DataLoader with a custom sampler or batch_sampler ({type(dl.sampler).__name__}): "
+                         "give fit a DataLoader with batch_size and shuffle, or one with a DistributedSampler")
+    sampler = DistributedSampler(dl.dataset, num_replicas=info.world_size, rank=info.rank,
+                                 shuffle=isinstance(dl.sampler, RandomSampler), seed=seed, drop_last=dl.drop_last)
+    return DataLoader(dl.dataset, batch_size=dl.batch_size, sampler=sampler, num_workers=dl.num_workers, collate_fn=dl.collate_fn,
+                      pin_memory=dl.pin_memory, drop_last=dl.drop_last, generator=dl.generator, worker_init_fn=dl.worker_init_fn,
+                      persistent_workers=dl.persistent_workers)
+
+# %% ../nbs/01b_training.ipynb #d1a0e022
+class _AllGather(torch.autograd.Function):
+    "Forward: every process's `x`, concatenated in rank order. Backward: this process's slice of the gradient, summed over processes."
+    @staticmethod
+    def forward(ctx, x):
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rank, ctx.n = dist.get_rank(), len(x)
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)                  # each process's loss asked something of every part: add them up
+        return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n]
+
+def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    "`x` of every process (the same shape everywhere), concatenated in rank order; the gradient reaching the result flows back to each process's own part (summed over processes). With one process: `x`."
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return x
+    return _AllGather.apply(x)
+
+def gathered_sims(img_emb: torch.Tensor, cap_emb: torch.Tensor, sim: Callable | None = None) -> torch.Tensor:
+    "The G×G similarity matrix of the global batch (G = processes × local batch): all images (rows) against all captions (columns), in rank order so that positives stay on the diagonal. `sim(images, captions)` defaults to the dot product."
+    a, b = all_gather_with_grad(img_emb), all_gather_with_grad(cap_emb)
+    return a @ b.T if sim is None else sim(a, b)
+
+def gathered_infonce_loss(img_emb: torch.Tensor, cap_emb: torch.Tensor, temperature: float = 0.07, sim: Callable | None = None) -> torch.Tensor:
+    "`infonce_loss` of the global batch, every process's pairs being negatives of every other's."
+    from crossmodal_course.losses import infonce_loss
+    return infonce_loss(gathered_sims(img_emb, cap_emb, sim), temperature)
+
+def gathered_triplet_loss(img_emb: torch.Tensor, cap_emb: torch.Tensor, margin: float = 0.2, hardest: bool = False,
+                          sim: Callable | None = None) -> torch.Tensor:
+    "`triplet_ranking_loss` (VSE0, or VSE++ with `hardest`) of the global batch: negatives, and the hardest one, come from every process."
+    from crossmodal_course.losses import triplet_ranking_loss
+    return triplet_ranking_loss(gathered_sims(img_emb, cap_emb, sim), margin, hardest)
+
+# %% ../nbs/01b_training.ipynb #d1a0e023
+class _GatheringView:
+    "The model as `loss_fn` sees it under DDP with `gather_negatives`: everything delegates to the model, except that `sim(img_emb, cap_emb)` compares the embeddings of all processes (`gathered_sims`)."
+    def __init__(self, model): object.__setattr__(self, "module", model)
+    def __getattr__(self, name): return getattr(self.module, name)
+    def __call__(self, *args, **kwargs): return self.module(*args, **kwargs)
+    def sim(self, img_emb, cap_emb): return gathered_sims(img_emb, cap_emb, self.module.sim)
+
+class _LossModule(nn.Module):
+    "DDP synchronises the gradients of what runs in its `forward`: run the whole `loss_fn(model, batch)` there."
+    def __init__(self, model: nn.Module, loss_fn: Callable, gather: bool):
+        super().__init__()
+        self.model, self.loss_fn, self.gather = model, loss_fn, gather and callable(getattr(model, "sim", None))
+    def forward(self, batch): return self.loss_fn(_GatheringView(self.model) if self.gather else self.model, batch)
+
+def _ddp_args(device: torch.device, ddp_kwargs: dict | None) -> dict:
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    return {"device_ids": ids, "find_unused_parameters": True, **(ddp_kwargs or {})}   # e.g. a classifier only some losses use
+
+class _Quiet:
+    "A loader without a progress bar (ranks other than 0)."
+    def __init__(self, it): self.it = it
+    def __iter__(self): return iter(self.it)
+    def set_postfix(self, **kwargs): pass
+
+def _mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    x = x.clone(); dist.all_reduce(x)
+    return x / dist.get_world_size()
+
+def _evaluate_on_rank0(eval_fn: Callable, model: nn.Module) -> dict:
+    "Rank 0 evaluates (once, on the plain model); every rank receives the metrics so that all select the same best epoch."
+    out = [None]
+    if dist.get_rank() == 0:
+        with torch.no_grad(): out[0] = {k: float(v) for k, v in eval_fn(model).items()}
+    dist.broadcast_object_list(out, src=0)
+    return out[0]
+
+def _save_on_rank0(state: dict, path, info: DistInfo) -> None:
+    "Rank 0 writes the checkpoint (atomically), with every rank's random state so that a resume with as many processes is exact."
+    rngs = [None] * info.world_size
+    dist.all_gather_object(rngs, state["rng"])
+    if info.rank == 0: atomic_torch_save({**state, "rng_ranks": rngs, "world_size": info.world_size}, path)
+    dist.barrier()                             # nobody goes on (or reads the file) before it is written
+
+# %% ../nbs/01b_training.ipynb #d1a0e041
+JOINT_RECIPES = {      # the JointConfig of 04_ranking's registered joint methods (stage I)
+    "vse0": dict(loss="vse0", n_epochs=8), "vsepp": dict(loss="vsepp", n_epochs=8, warmup_epochs=1),
+    "instance": dict(loss="instance", n_epochs=8), "infonce": dict(loss="infonce", n_epochs=8),
+    "dualpath-stage1": dict(loss="instance+ranking", text_encoder="textcnn", n_epochs=8, warmup_epochs=1)}
+
+def add_train_parser(subparsers):
+    "Add the `train` command (one joint recipe, one process or many under `torchrun`) to an argparse `subparsers`."
+    t = subparsers.add_parser("train", help="train one joint-embedding recipe; under torchrun, on every process (DDP)")
+    t.add_argument("--method", default="vsepp", choices=sorted(JOINT_RECIPES), help="the recipe (default: vsepp)")
+    t.add_argument("--dataset", default="shapes", help="dataset name (default: shapes, the embedded set)")
+    t.add_argument("--root", help="the dataset's folder"); t.add_argument("--annotations", help="annotation file (karpathy, coco)")
+    t.add_argument("--eval-split", default="test", help="split evaluated at the end (default: test; Flickr8k here: dev)")
+    t.add_argument("--epochs", type=int, help="epochs (default: the recipe's; 3 with --quick)")
+    t.add_argument("--batch-size", type=int, help="pairs per process and step (default: the recipe's 128); the global batch is processes × this")
+    t.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
+    t.add_argument("--quick", action="store_true", help="at most 3,000 training images and 3 epochs")
+    t.add_argument("--ckpt", help="checkpoint path: written every epoch by rank 0, resumed from when present")
+    t.add_argument("--out", help="save the trained model's weights and recipe here (rank 0)")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=train_command)
+    return t
+
+def train_command(args) -> int:
+    "Train a joint recipe with `train_joint` on one dataset, print test metrics (rank 0); under `torchrun` every process trains its shard."
+    from dataclasses import asdict, replace
+    from crossmodal_course.core import retrieval_metrics
+    from crossmodal_course.data import Vocab, train_subset
+    from crossmodal_course.formats import load_dataset
+    from crossmodal_course.image import _split_holdout, extract_features, proxy_image_encoder
+    from crossmodal_course.losses import JointConfig, embed_split, split_sims, train_joint
+    info = init_distributed()
+    log = (lambda s: print(s, file=sys.stderr, flush=True)) if info.rank == 0 else (lambda s: None)
+    cfg = JointConfig(**JOINT_RECIPES[args.method])
+    cfg = replace(cfg, **{k: v for k, v in (("n_epochs", args.epochs or (3 if args.quick else None)),
+                                            ("batch_size", args.batch_size), ("lr", args.lr)) if v is not None})
+    train = train_subset(load_dataset(args.dataset, root=args.root, annotations=args.annotations, split="train"),
+                         3000 if args.quick else None, args.seed)
+    test = load_dataset(args.dataset, root=args.root, annotations=args.annotations, split=args.eval_split)
+    log(f"{args.method} on {args.dataset}: {info.world_size} process(es), backend {info.backend or 'none'}, "
+        f"{cfg.batch_size} pairs per process ({cfg.batch_size * info.world_size} per step), {cfg.n_epochs} epochs")
+    fit_idx, hold_idx = _split_holdout(np.arange(len(train)), 0.1, args.seed)
+    fit_part, hold = train.subset(fit_idx), train.subset(hold_idx)
+    vocab = Vocab.from_captions(fit_part.captions, min_freq=2)
+    if info.rank == 0:                         # rank 0 trains the image CNN alone (its cache is keyed for one process)...
+        with single_process(): cnn = proxy_image_encoder(train, quick=args.quick, seed=args.seed)
+    if info.world_size > 1: dist.barrier()
+    if info.rank != 0:                         # ...then the others load the cached run
+        with single_process(): cnn = proxy_image_encoder(train, quick=args.quick, seed=args.seed)
+    with Timer() as t:
+        model, hist, _ = train_joint(fit_part, hold, vocab, cnn, cfg, seed=args.seed, ckpt_path=args.ckpt, desc=args.method)
+    if info.rank == 0:
+        img, cap = embed_split(model, test, vocab, extract_features(cnn, test))
+        m = retrieval_metrics(split_sims(model, img, cap), img_of_caption=test.img_of_caption)
+        log(f"trained in {t.seconds:.1f} s; best epoch {hist.best_epoch + 1} (validation rSum {hist.best_metric:.1f})")
+        print(f"{args.method} / {args.dataset} / {args.eval_split}: rSum {m['rsum']:.2f}  i2t R@1 {m['i2t']['r1']:.2f}  "
+              f"t2i R@1 {m['t2i']['r1']:.2f}  ({info.world_size} process(es), {cfg.batch_size * info.world_size} pairs per step)")
+        if args.out:
+            atomic_torch_save({"model": model.state_dict(), "config": asdict(cfg), "vocab": list(vocab.itos),
+                               "world_size": info.world_size}, args.out)
+            log(f"wrote {args.out}")
+    if info.world_size > 1: dist.barrier()
+    return 0
+
+def main_train(argv=None) -> int:
+    "`python -m crossmodal_course.training train ...` (also under `torchrun`)."
+    import argparse
+    p = argparse.ArgumentParser(prog="crossmodal_course.training", description="Train a joint-embedding recipe (one or many processes).")
+    add_train_parser(p.add_subparsers(dest="command", required=True))
+    args = p.parse_args(argv)
+    return args.func(args)
+
+# %% ../nbs/01b_training.ipynb #d1a0e042
+if __name__ == "__main__" and globals().get("__spec__") is not None and __spec__.name == "crossmodal_course.training":
+    from crossmodal_course.training import main_train as _main_train       # the package's module, not this __main__ copy
+    sys.exit(_main_train())
