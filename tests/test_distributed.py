@@ -115,3 +115,16 @@ def test_single_process_fit_is_the_plain_loop():
             losses.append(loss.item())
     assert hist.losses == losses
     for a, b in zip(model.state_dict().values(), ref.state_dict().values()): assert torch.equal(a, b)
+
+def test_train_parser_and_recipes():
+    "The `train` command's options, and its recipes match the joint methods registered by 04_ranking."
+    import argparse
+    from crossmodal_course.core import METHODS
+    from crossmodal_course.losses import JointConfig
+    p = argparse.ArgumentParser(); T.add_train_parser(p.add_subparsers(dest="command", required=True))
+    a = p.parse_args(["train", "--method", "infonce", "--batch-size", "64", "--quick", "--ckpt", "ck.pt"])
+    assert (a.method, a.batch_size, a.quick, a.ckpt, a.dataset, a.func) == ("infonce", 64, True, "ck.pt", "shapes", T.train_command)
+    with pytest.raises(SystemExit): p.parse_args(["train", "--method", "nope"])
+    for name, registered in (("vse0", "vse0"), ("vsepp", "vsepp"), ("instance", "instance"), ("infonce", "infonce"), ("dualpath-stage1", "dualpath")):
+        cfgs = [c.cell_contents for c in METHODS[registered]["fn"].__closure__ if isinstance(c.cell_contents, JointConfig)]
+        assert cfgs == [JointConfig(**T.JOINT_RECIPES[name])], f"train recipe {name} drifted from the registered method {registered}"
