@@ -183,7 +183,7 @@ def fit(model: nn.Module, loss_fn: Callable, train_dl, n_epochs: int, opt: torch
     model.to(device)
     opt = opt or torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     hist, start_epoch, best_state = History(select=select if eval_fn else None), 0, None
-    set_seed(seed)
+    set_seed(seed + info.rank)                                         # ranks draw different dropout/augmentation
     loader = shard_loader(train_dl, seed, info) if ddp else train_dl
     if ckpt_path is not None and resume and Path(ckpt_path).is_file():
         ck = load_checkpoint(ckpt_path, map_location=device)
