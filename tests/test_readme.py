@@ -23,9 +23,13 @@ def section(title):
     return README.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 def test_python_example_runs_and_prints_what_the_readme_shows(tmp_path):
-    blocks = re.findall(r"```python\n(.*?)```\n\n```\n(.*?)```", section("Use it from Python"), flags=re.S)
-    assert len(blocks) == 1, "expected one Python example followed by its output"
-    code, shown = blocks[0]
+    text = section("Use it from Python")
+    codes = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(codes) == 1, "expected one Python example"
+    code = codes[0]
+    after = text.split("```python\n", 1)[1].split("```", 1)[1]
+    shown = "\n".join(b.strip("\n") for b in re.findall(r"```\n(.*?)```", after, flags=re.S))   # its printed output
+    assert shown
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=900,
                        env=os.environ | {"OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
