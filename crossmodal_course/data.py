@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 from .core import METHODS, Timer, register_method, retrieval_metrics, l2_normalize
+from .files import InputError, atomic_write, clean_orphans, load_npz, read_cache
 
 # %% auto #0
 __all__ = ['SHAPES', 'COLOURS', 'SIZES', 'BACKGROUNDS', 'ROWS', 'COLS', 'STYLES', 'NUMBERS', 'SPLIT_SIZES', 'SHAPES_VERSION',
@@ -24,8 +25,8 @@ __all__ = ['SHAPES', 'COLOURS', 'SIZES', 'BACKGROUNDS', 'ROWS', 'COLS', 'STYLES'
            'simple_image_features', 'train_subset', 'random_method', 'fit_cca', 'tfidf_cca_sims', 'cca_method']
 
 # %% ../nbs/01_data.ipynb #db68a7cb
-class DataError(ValueError):
-    "Bad or missing dataset input; the message names the file (and line) and what was expected."
+class DataError(InputError):
+    "Bad or missing dataset input; the message names the file (and line) and what was expected (an `InputError`: one line and exit code 2 on the command line)."
 
 def load_rgb(path) -> Image.Image:
     "Open an image file as RGB (grayscale, palette, alpha and CMYK images are converted); a file that fails to decode raises `DataError` naming it."
@@ -128,7 +129,8 @@ class CaptionDataset:
                 "captions_per_image": {"min": int(cpi.min()), "max": int(cpi.max()), "mean": round(float(cpi.mean()), 3)},
                 "classes": None if self.classes is None else len(self.classes),
                 "missing_images": int(self.info.get("missing_images", 0)),
-                "dropped_captions": int(self.info.get("dropped_captions", 0))}
+                "dropped_captions": int(self.info.get("dropped_captions", 0)),
+                "images_without_captions": int(self.info.get("images_without_captions", 0))}
 
     def __repr__(self):
         s = self.summary()
@@ -321,7 +323,9 @@ SHAPES_VERSION = 1   # bump when the generator changes: old caches are then igno
 def cache_dir() -> Path:
     "Where the course caches data and features: `$CROSSMODAL_COURSE_CACHE`, else `~/.cache/crossmodal_course`."
     d = Path(os.environ.get("CROSSMODAL_COURSE_CACHE", Path.home() / ".cache" / "crossmodal_course"))
+    if d.exists() and not d.is_dir(): raise DataError(f"CROSSMODAL_COURSE_CACHE={d}: is a file; expected a folder for the cache")
     d.mkdir(parents=True, exist_ok=True)
+    clean_orphans(d)                                  # temporary files of writes killed an hour or more ago
     return d
 
 def cache_key(**params) -> str:
@@ -329,15 +333,8 @@ def cache_key(**params) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 def atomic_save_npz(path, **arrays) -> Path:
-    "Write arrays to `path` (.npz) through a temporary file in the same folder and an atomic rename."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f: np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
+    "Write arrays to `path` (.npz) through a temporary file in the same folder and an atomic rename (`files.atomic_write`)."
+    return atomic_write(path, writer=lambda f: np.savez(f, **arrays))
 
 # %% ../nbs/01_data.ipynb #b91eabeb
 def shapes_dataset(split: str = "train", n_images: int | None = None, seed: int = 0, image_size: int = 64,
@@ -349,17 +346,15 @@ def shapes_dataset(split: str = "train", n_images: int | None = None, seed: int 
     params = dict(version=SHAPES_VERSION, split=split, n_images=n_images, seed=seed, image_size=image_size,
                   captions_per_image=captions_per_image, style=style)
     path = cache_dir() / f"shapes-{split}-{cache_key(**params)}.npz"
-    if cache and path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                return CaptionDataset(name="shapes", split=split, images=z["images"], captions=meta["captions"],
-                                      img_of_caption=z["img_of_caption"], labels=z["labels"], classes=list(SHAPES),
-                                      multi_labels=z["multi_labels"], image_ids=meta["image_ids"],
-                                      info={"scenes": meta["scenes"], "colour_labels": z["colour_labels"], "seed": seed,
-                                            "style": style, "cache": str(path)})
-        except (OSError, ValueError, KeyError) as e:
-            warnings.warn(f"ignoring unreadable cache {path}: {e}; rebuilding it")
+    def load(p):                                      # any failure here (truncated, corrupt, other keys) is a cache miss
+        z = load_npz(p); meta = json.loads(str(z["meta"]))
+        return CaptionDataset(name="shapes", split=split, images=z["images"], captions=meta["captions"],
+                              img_of_caption=z["img_of_caption"], labels=z["labels"], classes=list(SHAPES),
+                              multi_labels=z["multi_labels"], image_ids=meta["image_ids"],
+                              info={"scenes": meta["scenes"], "colour_labels": z["colour_labels"], "seed": seed,
+                                    "style": style, "cache": str(path)})
+    ds = read_cache(path, load, "cache") if cache else None
+    if ds is not None: return ds
     ds = make_shapes(n_images, split, seed, image_size, captions_per_image, style)
     if cache:
         meta = json.dumps({"captions": ds.captions, "image_ids": ds.image_ids, "scenes": ds.info["scenes"]})

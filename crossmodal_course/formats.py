@@ -24,11 +24,23 @@ def _decode(data: bytes) -> str:
     try: return data.decode("utf-8-sig")
     except UnicodeDecodeError: return data.decode("latin-1")
 
+def _decode_strict(data: bytes, path, what: str) -> str:
+    "UTF-8 text (a byte-order mark is dropped), or UTF-16 with its byte-order mark; any other bytes are a `DataError` naming the file, line and column."
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try: return data.decode("utf-16")
+        except UnicodeDecodeError as e: raise DataError(f"{path}: invalid UTF-16 at byte {e.start}; expected {what} as UTF-8 text") from None
+    try: return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line, col = data[:e.start].count(b"\n") + 1, e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(f"{path}, line {line}, column {col}: byte 0x{data[e.start]:02x} is not UTF-8; expected {what} "
+                        "as UTF-8 text (re-save it as UTF-8)") from None
+
 def _read_text(path, what: str) -> str:
-    "The text of the file `path`; a missing file is a `DataError` naming it and saying what it should hold."
+    "The text of the file `path`, which must be UTF-8 (or UTF-16 with a byte-order mark); a missing file, a folder or other bytes are a `DataError` naming it."
     path = Path(path)
+    if path.is_dir(): raise DataError(f"{path}: is a folder; expected {what}")
     if not path.is_file(): raise DataError(f"{what} not found: {path}")
-    return _decode(path.read_bytes())
+    return _decode_strict(path.read_bytes(), path, what)
 
 def _split_lines(text: str) -> list[str]:
     "The lines of `text`: only `\\n` (or `\\r\\n`) ends a line, and a final newline does not start an empty one."
@@ -65,6 +77,7 @@ def _root_folder(root, dataset: str, layout: str) -> Path:
     "`root` as a `Path` to an existing folder, else a `DataError` describing the layout expected there."
     if root is None: raise DataError(f"{dataset}: no root folder given; expected {layout}")
     root = Path(root).expanduser()
+    if root.exists() and not root.is_dir(): raise DataError(f"{dataset}: root {root} is a file, not a folder; expected {layout}")
     if not root.is_dir(): raise DataError(f"{dataset}: root folder not found: {root}; expected {layout}")
     return root
 
@@ -74,7 +87,7 @@ def _handle_missing(label: str, what: str, names: list, total: int, where, skip_
     where = Path(where)
     msg = (f"{label}: {len(names)} of {total} {what} are missing, e.g. {', '.join(map(str, names[:3]))} "
            f"(under {where}{'' if where.is_dir() else ', which does not exist'})")
-    if not skip_missing: raise DataError(msg + "; pass skip_missing=True to drop them")
+    if not skip_missing: raise DataError(msg + "; pass skip_missing=True (--skip-missing on the command line) to drop them")
     warnings.warn(msg + "; dropped them (skip_missing=True)", stacklevel=3)
     return len(names)
 
@@ -105,6 +118,11 @@ def _assemble(name: str, split: str, items: list, *, image_folder, skip_missing:
         images.append(str(path)); image_ids.append(str(image_id)); labels.append(label)
     info = {**(info or {}), "missing_images": n_missing, "dropped_captions": dropped_captions,
             "images_without_captions": images_without_captions}
+    if not images: raise DataError(f"{name}/{split}: no image has a caption ({len(items)} images listed, {n_missing} missing, "
+                                   f"{images_without_captions} with no non-blank caption); expected captioned images")
+    if images_without_captions:
+        warnings.warn(f"{name}/{split}: dropped {images_without_captions} of {len(items) - n_missing} images that have no "
+                      "non-blank caption (counted as images_without_captions)", stacklevel=3)
     return CaptionDataset(name=name, split=split, images=images, captions=captions,
                           img_of_caption=np.asarray(img_of_caption, dtype=np.int64),
                           labels=None if classes is None else np.asarray(labels, dtype=np.int64), classes=classes,
@@ -182,13 +200,18 @@ def load_flickr8k(root, split: str = "train", skip_missing: bool = False,
     if not first_line: raise DataError(f"{split_file}: lists no image ids; expected one image id per line")
     captions = {image_id: [] for image_id in first_line}
     token_path = text_dir / token_file
-    expected = "'<image id>#<caption number>', a tab, then the caption"
+    expected, seen = "'<image id>#<caption number>', a tab, then the caption", {}
     for n, line in _text_lines(token_path, "Flickr8k caption file"):
         if "\t" not in line: raise _bad_line(token_path, n, expected, line)
         key, caption = line.split("\t", 1)
         image_id, hash_sign, number = key.strip().rpartition("#")
         if not hash_sign or not image_id or not number.isdigit(): raise _bad_line(token_path, n, expected, line)
-        if image_id in captions: captions[image_id].append((int(number), caption))   # others (the quirk) are ignored
+        if image_id in captions:                                                   # others (the quirk) are ignored
+            if int(number) in seen.setdefault(image_id, {}):
+                raise DataError(f"{token_path}, line {n}: caption #{number} of {image_id} appears twice "
+                                f"(first on line {seen[image_id][int(number)]}); expected one line per caption number")
+            seen[image_id][int(number)] = n
+            captions[image_id].append((int(number), caption))
     items = [(image_id, image_dir / image_id, [c for _, c in sorted(captions[image_id], key=lambda t: t[0])], None)
              for image_id in first_line]
     return _assemble("flickr8k", split, items, image_folder=image_dir, skip_missing=skip_missing,
@@ -227,7 +250,7 @@ def load_karpathy(annotations, image_root, split: str = "train", skip_missing: b
     name = str(data.get("dataset") or path.stem.removeprefix("dataset_"))
     split = _canonical_split(split, KARPATHY_SPLITS, f"{name} (Karpathy split)")
     wanted = {"train", "restval"} if (split == "train" and restval_as_train) else {split}
-    items, counts = [], {}
+    items, counts, first_record = [], {}, {}
     for k, record in enumerate(data["images"]):
         where = f"{path}: images[{k}]"
         if not isinstance(record, dict) or not isinstance(record.get("filename"), str) or "split" not in record \
@@ -243,6 +266,9 @@ def load_karpathy(annotations, image_root, split: str = "train", skip_missing: b
             elif isinstance(s, dict) and isinstance(s.get("tokens"), list): captions.append(" ".join(map(str, s["tokens"])))
             else: raise DataError(f"{where}: expected every sentence to have a 'raw' string or a 'tokens' list")
         relative = Path(record.get("filepath") or "") / record["filename"]
+        if relative.as_posix() in first_record:
+            raise DataError(f"{where}: image {relative.as_posix()} appears twice (first at images[{first_record[relative.as_posix()]}])")
+        first_record[relative.as_posix()] = k
         items.append((relative.as_posix(), Path(image_root) / relative, captions, None))
     return _assemble(name, split, items, image_folder=image_root, skip_missing=skip_missing,
                      info={"format": "karpathy", "annotations": str(path), "restval_as_train": restval_as_train,
@@ -289,7 +315,9 @@ def load_coco(annotations, image_root, split: str | None = None, skip_missing: b
         if not isinstance(ann, dict) or "image_id" not in ann or not isinstance(ann.get("caption"), str):
             raise DataError(f"{path}: annotations[{k}]: expected an object with 'image_id' and a 'caption' string")
         if ann["image_id"] not in by_id:
-            raise DataError(f"{path}: annotations[{k}]: image_id {ann['image_id']} is not in the file's 'images'")
+            kinds = sorted({type(i).__name__ for i in by_id}) or ["none"]
+            raise DataError(f"{path}: annotations[{k}]: image_id {ann['image_id']!r} ({type(ann['image_id']).__name__}) is not "
+                            f"an id of the file's 'images' (their ids are {', '.join(kinds)})")
         by_id[ann["image_id"]][1].append(ann["caption"])
     items = [(image_id, Path(image_root) / file_name, captions, None) for image_id, (file_name, captions) in by_id.items()]
     return _assemble("coco", split, items, image_folder=image_root, skip_missing=skip_missing,

@@ -274,10 +274,11 @@ def _batch_uint8(ds: CaptionDataset, idx, size: int | None) -> np.ndarray:
 def channel_stats(ds: CaptionDataset, size: int | None = None, cache: bool = True, batch: int = 500) -> tuple[tuple, tuple]:
     "Per-channel mean and standard deviation of a split's pixels in [0, 1] (images resized to `size`), cached on disk."
     path = cache_dir() / "stats" / f"stats-{ds.name}-{ds.split}-{cache_key(kind='channel_stats', data=dataset_fingerprint(ds), size=size)}.npz"
-    if cache and path.is_file():
-        try:
-            with np.load(path) as z: return tuple(map(float, z["mean"])), tuple(map(float, z["std"]))
-        except (OSError, ValueError, KeyError) as e: warnings.warn(f"ignoring unreadable cache {path}: {e}; recomputing")
+    from crossmodal_course.files import load_npz, read_cache
+    def load(p):                                      # any failure (truncated, corrupt, other keys): one warning, rebuilt
+        z = load_npz(p); return tuple(map(float, z["mean"])), tuple(map(float, z["std"]))
+    hit = read_cache(path, load, "cache") if cache else None
+    if hit is not None: return hit
     s, s2, n = np.zeros(3), np.zeros(3), 0
     for start in range(0, len(ds), batch):
         x = _batch_uint8(ds, range(start, min(start + batch, len(ds))), size).reshape(-1, 3).astype(np.float64) / 255
@@ -326,10 +327,9 @@ def extract_features(encoder: ImageEncoder, ds: CaptionDataset, transform=None, 
     "`(n_images, out_dim)` float32 features of every image of a split, in order; computed in batches (eval mode, no gradients) and cached on disk keyed by model, layer, transform and data."
     transform = encoder.eval_transform() if transform is None else transform
     path = feature_cache_path(encoder, ds, transform) if cache else None
-    if path is not None and path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z: return z["features"]
-        except (OSError, ValueError, KeyError) as e: warnings.warn(f"ignoring unreadable feature cache {path}: {e}; recomputing")
+    from crossmodal_course.files import load_npz, read_cache
+    hit = read_cache(path, lambda p: load_npz(p)["features"], "feature cache") if path is not None else None
+    if hit is not None: return hit                    # an unreadable cache: one warning, removed, recomputed below
     device = next(encoder.parameters()).device if device is None else torch.device(device)
     loader = torch.utils.data.DataLoader(ImageDataset(ds, transform), batch_size=batch_size, shuffle=False, num_workers=0)
     out = np.empty((len(ds), encoder.out_dim), dtype=np.float32)

@@ -44,7 +44,9 @@ def test_metrics_other_captions_per_image(tmp_path):
     (np.zeros((10, 49)), "need 50 caption columns"),
     (np.zeros((3, 3, 3)), "2-D"),
     (np.full((2, 10), np.nan), "NaN"),
-    (np.array([["a"] * 10] * 2), "expected numbers"),
+    (np.array([["a"] * 10] * 2), "expected real numbers"),
+    (np.ones((2, 10), dtype=complex), "expected real numbers"),
+    (np.zeros((0, 0)), "an empty matrix"),
     (b"not a numpy file", "not a .npy"),
 ])
 def test_metrics_bad_input_is_one_line_and_exit_2(tmp_path, content, expected):
@@ -83,7 +85,92 @@ def test_reproduce_json(tmp_path):
     assert set(m) >= {"i2t", "t2i", "rsum", "map_i2t", "map_t2i", "train_seconds"}
     assert 0 <= m["rsum"] < 30           # chance is about 3.2 on 1,000 images
     assert "random" in r.stdout and "rSum" in r.stdout
+    run_ = res["run"]                     # a record of the run: what, which code, when, where, how long
+    assert set(run_) >= {"command", "commit", "date", "machine", "seconds", "code"}
+    assert run_["command"] == f"crossmodal-course reproduce --methods random --json {out}"
+    from crossmodal_course.results import code_fingerprint
+    assert run_["code"] == code_fingerprint() and run_["seconds"] > 0
 
 def test_reproduce_unknown_method():
     r = run("reproduce", "--methods", "random,nope")
     assert r.returncode == 2 and "nope" in r.stderr and "Traceback" not in r.stderr
+
+# --- a command line that answers fast, and says what it does -------------------------------------------------------
+
+HEAVY = ("torch", "torchvision", "pandas", "sklearn", "crossmodal_course.data")
+
+def heavy_imports(*argv):
+    "Heavy modules imported when the program runs `argv` in a fresh Python."
+    code = ("import sys\nfrom crossmodal_course.cli import main\n"
+            f"try: main({list(map(str, argv))!r})\nexcept SystemExit: pass\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+@pytest.mark.parametrize("argv", [("--help",), ("--version",), ("metrics", "--help"), ("data", "--help"), ("metrics", "SIMS")])
+def test_fast_commands_do_not_import_torch(argv, sims_file):
+    argv = [str(sims_file[0]) if a == "SIMS" else a for a in argv]
+    assert heavy_imports(*argv) == []
+
+def test_version():
+    from crossmodal_course import __version__
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"crossmodal-course {__version__}"
+
+def test_every_option_has_help_and_every_command_examples():
+    from crossmodal_course.cli import COMMANDS, build_parser
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for c in COMMANDS:
+        assert c.examples, c.name
+        for a in sub.choices[c.name]._actions: assert a.help, (c.name, a.dest)
+
+def test_reproduce_help_lists_methods_and_examples():
+    from crossmodal_course.results import load_methods
+    r = run("reproduce", "--help")
+    assert r.returncode == 0
+    for name, m in load_methods().items(): assert f"  {name} " in r.stdout and m["description"][:30] in r.stdout
+    assert "examples:" in r.stdout and "(Flickr8k here: dev)" not in r.stdout
+
+def test_top_level_help_lists_environment():
+    r = run("--help")
+    assert r.returncode == 0 and "CROSSMODAL_COURSE_CACHE" in r.stdout and "CROSSMODAL_COURSE_PROGRESS" in r.stdout
+
+def test_progress_bars_only_on_terminals():
+    "Redirected to a file (not a terminal), a run with progress bars inside writes one line per stage, no bar updates."
+    r = run("reproduce", "--methods", "vsepp", "--quick")
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr and "it/s" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 2, r.stderr        # the data line and one line for the method
+
+def test_metrics_json_rounded(tmp_path):
+    np.save(tmp_path / "s.npy", np.eye(1000).repeat(5, axis=1)[:, np.random.default_rng(0).permutation(5000)])
+    r = run("metrics", tmp_path / "s.npy", "--json")
+    assert r.returncode == 0
+    for line in r.stdout.replace(",", "\n").split("\n"):
+        num = line.split(":")[-1].strip(" }")
+        if "." in num: assert len(num.split(".")[1]) <= 4, num
+
+@pytest.mark.parametrize("argv,expected", [
+    (("--methods", ""), "expected comma-separated"),
+    (("--methods", ","), "expected comma-separated"),
+    (("--methods", "random,random"), "named twice"),
+    (("--methods", "random", "--seed", "-1"), "--seed -1"),
+])
+def test_reproduce_bad_arguments_fail_before_training(argv, expected):
+    r = run("reproduce", *argv)
+    assert r.returncode == 2 and expected in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+
+def test_reproduce_output_path_checked_before_training(tmp_path):
+    (tmp_path / "file").write_text("x")
+    for target, expected in [(tmp_path, "is a folder"), (tmp_path / "file" / "r.json", "is a file")]:
+        r = run("reproduce", "--methods", "cca", "--json", target)
+        assert r.returncode == 2 and expected in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert "cca: rSum" not in r.stderr                  # nothing was trained
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]    # and no temporary file left
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_reproduce_read_only_output_folder(tmp_path):
+    ro = tmp_path / "ro"; ro.mkdir(); ro.chmod(0o500)
+    r = run("reproduce", "--methods", "random", "--json", ro / "r.json")
+    assert r.returncode == 2 and "no permission" in r.stderr

@@ -1,8 +1,9 @@
 """Write README.md from nbs/index.ipynb and its saved outputs (nbdev_readme needs Quarto; this does not).
 
 Markdown cells are copied; code cells marked `#| hide` are dropped; code cells marked `#| echo: false`
-show only their outputs (Markdown outputs as they are, text outputs in a code block)."""
-import json, sys
+show only their outputs (Markdown outputs as they are, text outputs in a code block). Relative links, written for
+the notebook's folder (nbs/, where the docs site renders it), are rewritten relative to the repository root."""
+import json, re, sys
 from pathlib import Path
 
 def directives(src: str) -> dict:
@@ -22,6 +23,16 @@ def cell_outputs(cell) -> list[str]:
         elif "text/plain" in data: parts.append("```\n" + "".join(data["text/plain"]).rstrip() + "\n```")
     return parts
 
+_LINK = re.compile(r"(\]\()([^)\s]+)(\))")
+
+def rebase_links(text: str, folder: str) -> str:
+    "Prefix relative Markdown link targets with `folder/` (absolute URLs, anchors and root-relative paths stay)."
+    def fix(m):
+        target = m.group(2)
+        if re.match(r"^([a-z][a-z0-9+.-]*:|#|/)", target, re.I): return m.group(0)
+        return m.group(1) + f"{folder}/{target}" + m.group(3)
+    return _LINK.sub(fix, text)
+
 def make_readme(nb_path="nbs/index.ipynb") -> str:
     nb = json.loads(Path(nb_path).read_text())
     blocks = []
@@ -35,6 +46,8 @@ def make_readme(nb_path="nbs/index.ipynb") -> str:
             if code: blocks.append("```python\n" + code + "\n```")
         blocks += cell_outputs(cell)
     note = "<!-- generated from nbs/index.ipynb by tools/make_readme.py: edit the notebook, not this file -->"
+    folder = Path(nb_path).parent.as_posix()
+    blocks = [rebase_links(b, folder) if folder not in ("", ".") else b for b in blocks]
     return "\n\n".join([blocks[0], note] + blocks[1:]) + "\n"
 
 if __name__ == "__main__":
