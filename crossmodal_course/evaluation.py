@@ -232,9 +232,9 @@ def paired_bootstrap(sims_a, sims_b, img_of_caption=None, captions_per_image: in
     return {"metric": metric, "a": vals[0], "b": vals[1], "diff": d, "low": float(lo), "high": float(hi),
             "flip_share": float(flips), "confidence": confidence, "n_resamples": n_resamples}
 
-# %% ../nbs/08_evaluation.ipynb #ce854926
+# %% ../nbs/08_evaluation.ipynb #89b2a332
 def exact_topk(queries, gallery, k: int = 10, chunk: int = 4096, query_chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    "Exact top-`k` inner-product search: `(scores, ids)`, each `(n_queries, k)`, best first. The gallery is scored `chunk` rows at a time (torch matmul into one reused buffer, small enough to stay in cache); only queries whose best score in the chunk beats their current `k`-th best run `topk` and a merge — after the first chunks, few do. Memory: `query_chunk × chunk` scores, whatever the gallery size."
+    "Exact top-`k` inner-product search: `(scores, ids)`, each `(n_queries, k)`, best first. The gallery is scored `chunk` rows at a time (torch matmul into one reused buffer, then `topk`), and the per-chunk winners are merged at the end: memory stays at `query_chunk × chunk` scores plus `k` candidates per chunk, whatever the gallery size."
     import torch
     q_all = torch.as_tensor(np.ascontiguousarray(queries, dtype=np.float32))
     g = torch.as_tensor(np.ascontiguousarray(gallery, dtype=np.float32))
@@ -247,21 +247,16 @@ def exact_topk(queries, gallery, k: int = 10, chunk: int = 4096, query_chunk: in
         buf = torch.empty(min(query_chunk, len(q_all)), min(chunk, len(g)))
         for qs in range(0, len(q_all), query_chunk):
             q = q_all[qs:qs + query_chunk]
-            best_s = torch.full((len(q), k), -float("inf")); best_i = torch.full((len(q), k), -1, dtype=torch.int64)
+            cand_s, cand_i = [], []
             for start in range(0, len(g), chunk):
                 block = g[start:start + chunk]
                 s = buf[:len(q), :len(block)]
-                torch.mm(q, block.T, out=s)                                        # (queries, chunk) scores
-                rows = (s.amax(dim=1) > best_s[:, -1]).nonzero().squeeze(1)         # queries this chunk can improve
-                if len(rows) == 0: continue
-                full = len(rows) == len(q)
-                sr = s if full else s[rows]
-                v, i = sr.topk(min(k, len(block)), dim=1)
-                cat_s = torch.cat([best_s if full else best_s[rows], v], 1)
-                cat_i = torch.cat([best_i if full else best_i[rows], i + start], 1)
-                top_s, pos = cat_s.topk(k, dim=1)
-                best_s[rows], best_i[rows] = top_s, cat_i.gather(1, pos)
-            out_s[qs:qs + len(q)], out_i[qs:qs + len(q)] = best_s.numpy(), best_i.numpy()
+                torch.mm(q, block.T, out=s)                       # (queries, chunk) scores, in cache
+                v, i = s.topk(min(k, len(block)), dim=1)
+                cand_s.append(v); cand_i.append(i + start)
+            cand_s, cand_i = torch.cat(cand_s, 1), torch.cat(cand_i, 1)
+            best_s, pos = cand_s.topk(k, dim=1)
+            out_s[qs:qs + len(q)], out_i[qs:qs + len(q)] = best_s.numpy(), cand_i.gather(1, pos).numpy()
     return out_s, out_i
 
 def brute_force_topk(queries, gallery, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
