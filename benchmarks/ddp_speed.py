@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def worker(args):
     import torch
-    from crossmodal_course.losses import JointEmbedding, infonce_loss, make_text_encoder
+    from crossmodal_course.joint import JointEmbedding, make_text_encoder
+    from crossmodal_course.losses import infonce_loss
     from crossmodal_course.training import fit, init_distributed, dist_device
     torch.set_num_threads(args.threads)
     info = init_distributed()
