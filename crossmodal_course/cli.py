@@ -68,7 +68,7 @@ def cmd_data(args) -> int:
     return 0
 
 # %% ../nbs/09_cli.ipynb #9c0db677
-METHOD_MODULES = ["crossmodal_course.data", "crossmodal_course.text", "crossmodal_course.image", "crossmodal_course.losses",
+METHOD_MODULES = ["crossmodal_course.data", "crossmodal_course.text", "crossmodal_course.image", "crossmodal_course.joint",
                   "crossmodal_course.adversarial", "crossmodal_course.generative", "crossmodal_course.twostep",
                   "crossmodal_course.evaluation"]
 
