@@ -36,7 +36,7 @@ from crossmodal_course.formats import load_flickr8k
 from crossmodal_course.data import tfidf_cca_sims
 from crossmodal_course.image import (caption_word_targets, chance_map, channel_stats, extract_features,
                                      frequent_caption_words, image_retrieval_map, small_cnn, train_proxy_cnn,
-                                     tv_encoder, _batch_uint8, _split_holdout)
+                                     tv_encoder, _batch_uint8, split_holdout)
 from crossmodal_course.core import progress
 
 DEFAULT_ROOT = Path(os.environ.get("CROSSMODAL_FLICKR8K", Path(__file__).resolve().parents[2] / "shared/data/flickr8k"))
@@ -74,7 +74,7 @@ def main(argv=None):
           f"decoded to {args.size}×{args.size} in {t.seconds:.1f} s")
 
     # the proxy task: frequent caption words, chosen on the training part only
-    fit_idx, hold_idx = _split_holdout(np.arange(len(train)), 0.1, args.seed)
+    fit_idx, hold_idx = split_holdout(np.arange(len(train)), 0.1, args.seed)
     fit_part, hold = train.subset(fit_idx), train.subset(hold_idx)
     words = frequent_caption_words(fit_part, args.n_words)
     t_fit, t_hold = caption_word_targets(fit_part, words), caption_word_targets(hold, words)

@@ -14,7 +14,7 @@ from .files import InputError
 # %% auto #0
 __all__ = ['PROG', 'COMMANDS', 'ENVIRONMENT', 'Command', 'UsageError', 'load_sims', 'format_metrics', 'metrics_arguments',
            'cmd_metrics', 'data_arguments', 'check_images', 'cmd_data', 'reproduce_arguments', 'reproduce_details',
-           'cmd_reproduce', 'build_parser', 'progress_on_terminals', 'main']
+           'cmd_reproduce', 'train_arguments', 'search_arguments', 'build_parser', 'progress_on_terminals', 'main']
 
 # %% ../nbs/09_cli.ipynb #8d58bc9f
 PROG = "crossmodal-course"
@@ -162,6 +162,27 @@ def cmd_reproduce(args) -> int:
     return 0
 
 # %% ../nbs/09_cli.ipynb #a0e3da81
+def train_arguments(p):
+    "Options of `train` (implementation: `joint.train_command`)."
+    p.add_argument("--method", default="infonce-top", metavar="NAME",
+                   help="a joint recipe of 04a_joint: vse0, vsepp, instance, dualpath, infonce or infonce-top (default: infonce-top)")
+    p.add_argument("--dataset", default="shapes", help="dataset name (default: shapes, the embedded set; see `data --help`)")
+    p.add_argument("--root", metavar="DIR", help="the dataset's folder (real datasets)")
+    p.add_argument("--annotations", metavar="FILE", help="annotation file (karpathy, coco)")
+    p.add_argument("--eval-split", default="test", metavar="SPLIT", help="split evaluated at the end (default: test; use dev for Flickr8k without its test list)")
+    p.add_argument("--epochs", type=int, help="epochs of stage I (default: the recipe's; 3 with --quick)")
+    p.add_argument("--batch-size", type=int, help="pairs per process and step (default: the recipe's 128); the global batch is processes × this")
+    p.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
+    p.add_argument("--quick", action="store_true", help="at most 3,000 training images and 3 epochs (stage II: 1)")
+    p.add_argument("--ckpt", metavar="PATH", help="checkpoint of stage I: written every epoch by rank 0, resumed from when present")
+    p.add_argument("--out", metavar="PATH", help="save the trained model's weights, recipe and vocabulary here (rank 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+def search_arguments(p):
+    "Options of `search` (implementation: `evaluation.search_command`; `evaluation` imports no torch)."
+    from crossmodal_course.evaluation import search_arguments as add
+    add(p)
+
 COMMANDS: list[Command] = [
     Command("metrics", "standard retrieval metrics of a saved images × captions similarity matrix (.npy)", metrics_arguments,
             "crossmodal_course.cli:cmd_metrics",
@@ -173,6 +194,14 @@ COMMANDS: list[Command] = [
             examples="crossmodal-course reproduce --quick                      # every method, small budgets: minutes\n"
                      "crossmodal-course reproduce --methods cca,vse0 --json results/r.json\n"
                      "crossmodal-course reproduce --dataset flickr8k --root ~/data/flickr8k --eval-split dev --quick"),
+    Command("train", "train one joint-embedding recipe (one process, or many under torchrun) and print its test metrics", train_arguments,
+            "crossmodal_course.joint:train_command",
+            examples="crossmodal-course train --method infonce-top\ncrossmodal-course train --method vsepp --quick --out vsepp.pt\n"
+                     "torchrun --nproc_per_node 2 -m crossmodal_course.joint train --method vsepp --quick   # two processes"),
+    Command("search", "index a dataset's images with a trained model, and query the index with text", search_arguments,
+            "crossmodal_course.evaluation:search_command",
+            examples="crossmodal-course search index --model model.pt --split test --out shapes.npz\n"
+                     "crossmodal-course search query shapes.npz 'a red circle above a blue square' --model model.pt --k 5"),
 ]
 
 ENVIRONMENT = """environment variables:

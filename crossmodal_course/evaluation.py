@@ -10,6 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 import numpy as np
 from .core import _check_sims, i2t_ranks, t2i_ranks, rank_summary, Timer
+from .files import InputError
+
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'MODEL_FORMAT', 'INDEX_FORMAT', 'coco_1k_5fold_metrics', 'coco_5k_metrics', 'flickr_1k_metrics',
@@ -19,7 +21,7 @@ __all__ = ['PROTOCOLS', 'MODEL_FORMAT', 'INDEX_FORMAT', 'coco_1k_5fold_metrics',
            'index_nbytes', 'recall_at_k_vs_exact', 'recall_qps_curve', 'SearchIndexError', 'model_fingerprint',
            'save_joint_model', 'load_joint_model', 'IndexMismatchError', 'embed_images_with', 'embed_texts_with',
            'build_search_index', 'load_search_index', 'check_index', 'query_search_index', 'load_index_dataset',
-           'show_search_results', 'add_search_parser', 'search_command']
+           'show_search_results', 'add_search_parser', 'search_arguments', 'search_command']
 
 # %% ../nbs/08_evaluation.ipynb #94938b74
 def _sub_protocol(sims, img_of_caption, images) -> tuple[np.ndarray, np.ndarray]:
@@ -334,7 +336,7 @@ def recall_qps_curve(index, queries, exact_ids, values, k: int = 10, repeats: in
 MODEL_FORMAT = "crossmodal-course/joint-model/1"
 INDEX_FORMAT = "crossmodal-course/search-index/1"
 
-class SearchIndexError(ValueError):
+class SearchIndexError(InputError):
     "A search index or model file that cannot be used: unreadable, of another format, or built with another model or dataset."
 
 def _vocab_from_itos(itos: list):
@@ -366,7 +368,7 @@ def save_joint_model(path, model, vocab, config, image_encoder, meta: dict | Non
 def load_joint_model(path) -> tuple:
     "Load a `save_joint_model` file (`weights_only=True`): `(model, vocab, image_encoder, info)` in eval mode; `info` has the config, fingerprint and meta."
     from crossmodal_course.image import small_cnn
-    from crossmodal_course.losses import JointConfig, JointEmbedding, make_text_encoder
+    from crossmodal_course.joint import JointConfig, build_joint
     from crossmodal_course.training import load_checkpoint
     ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != MODEL_FORMAT:
@@ -376,8 +378,7 @@ def load_joint_model(path) -> tuple:
     widths = tuple(int(w) for w in e["name"].split("-")[1:])
     enc = small_cnn(widths, e["input_size"], e["mean"], e["std"], trainable=False)
     enc.load_state_dict(e["state"])
-    model = JointEmbedding(make_text_encoder(config.text_encoder, vocab), ckpt["img_dim"], config.embed_dim,
-                           similarity=config.similarity, n_instances=ckpt["n_instances"])
+    model = build_joint(vocab, enc, config, ckpt["n_instances"])
     model.load_state_dict(ckpt["model_state"])
     model.eval(); enc.eval()
     fp = model_fingerprint(model, enc)
@@ -392,7 +393,8 @@ def embed_images_with(model, image_encoder, ds, batch_size: int = 256) -> np.nda
     "L2-normalised `(n_images, embed_dim)` embeddings of every image of `ds`: CNN features (cached on disk) through the joint model's image branch."
     import torch
     from crossmodal_course.image import extract_features
-    feats = torch.as_tensor(extract_features(image_encoder, ds))
+    enc = getattr(model, "input_encoder", None) or image_encoder       # a top-stage model reads its trunk's maps
+    feats = torch.as_tensor(extract_features(enc, ds))
     with torch.no_grad(): return torch.cat([model.embed_images(feats[i:i + batch_size]) for i in range(0, len(feats), batch_size)]).numpy()
 
 def embed_texts_with(model, vocab, texts) -> np.ndarray:
@@ -500,6 +502,12 @@ def show_search_results(ds, text: str, results: list[dict], out_path=None):
 def add_search_parser(subparsers) -> argparse.ArgumentParser:
     "Add `search index` and `search query` to an argparse subparsers object; the handler is `search_command`."
     p = subparsers.add_parser("search", help="build a search index over a dataset's images with a trained model, and query it with text")
+    search_arguments(p)
+    p.set_defaults(func=search_command)
+    return p
+
+def search_arguments(p: argparse.ArgumentParser) -> None:
+    "The options of `search` (`index` and `query`), added to parser `p` (used by `crossmodal-course search`; imports nothing heavy)."
     sub = p.add_subparsers(dest="search_cmd", required=True)
     i = sub.add_parser("index", help="embed every image of a dataset split and write an index with its manifest")
     i.add_argument("--model", required=True, help="joint model file (save_joint_model / reproduce --save-model)")
@@ -512,11 +520,9 @@ def add_search_parser(subparsers) -> argparse.ArgumentParser:
     q = sub.add_parser("query", help="print the top images for a text query")
     q.add_argument("index", help="index file from `search index`"); q.add_argument("text", help="the query, e.g. 'a red circle above a blue square'")
     q.add_argument("--model", required=True, help="the model the index was built with")
-    q.add_argument("--k", type=int, default=5); q.add_argument("--param", type=int, help="nprobe (IVF) or efSearch (HNSW)")
+    q.add_argument("--k", type=int, default=5, help="how many images to print (default: 5)"); q.add_argument("--param", type=int, help="nprobe (IVF) or efSearch (HNSW)")
     q.add_argument("--show", metavar="PNG", help="also save a gallery of the top images")
     q.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=search_command)
-    return p
 
 def search_command(args) -> int:
     "Run `search index` or `search query` from parsed arguments; returns the exit code (errors are raised: `SearchIndexError`, `DataError`, `ValueError`)."

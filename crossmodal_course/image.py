@@ -28,7 +28,7 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'TV_LAYERS', 'FEATURES_VERSION', 'PR
            'feature_cache_path', 'extract_features', 'shapes_proxy_targets', 'frequent_caption_words',
            'caption_word_targets', 'TargetDataset', 'ProxyClassifier', 'bce_loss', 'label_map', 'proxy_eval_fn',
            'train_proxy_cnn', 'tsne_embed', 'tsne_plot', 'feature_scores', 'image_retrieval_aps', 'image_retrieval_map',
-           'chance_map', 'show_retrievals', 'proxy_image_encoder', 'cnn_cca_method', 'time_extraction']
+           'chance_map', 'show_retrievals', 'split_holdout', 'proxy_image_encoder', 'cnn_cca_method', 'time_extraction']
 
 # %% ../nbs/03_image.ipynb #a25f7d28
 class BasicBlock(nn.Module):
@@ -528,7 +528,7 @@ def show_retrievals(ds: CaptionDataset, feats: np.ndarray, queries: Sequence[int
     return fig
 
 # %% ../nbs/03_image.ipynb #cd3dfeee
-def _split_holdout(idx: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_holdout(idx: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     "Split image indices into a training part and a held-out part (`fraction`), deterministically from `seed`."
     perm = np.random.default_rng([seed, 11]).permutation(np.asarray(idx))
     n_hold = max(1, int(round(fraction * len(perm))))
@@ -536,7 +536,7 @@ def _split_holdout(idx: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
 
 def proxy_image_encoder(train: CaptionDataset, *, quick: bool = False, seed: int = 0) -> ImageEncoder:
     "The small CNN trained on the proxy task (shapes + colours present on the embedded set, frequent caption words on real data) with 10% of `train` held out for epoch selection; cached, so every caller with the same arguments shares one run."
-    fit_idx, hold_idx = _split_holdout(np.arange(len(train)), 0.1, seed)
+    fit_idx, hold_idx = split_holdout(np.arange(len(train)), 0.1, seed)
     fit_part, hold = train.subset(fit_idx), train.subset(hold_idx)
     if train.multi_labels is not None and len(train.info.get("colour_labels", ())) == len(train):
         targets = shapes_proxy_targets(train)

@@ -18,10 +18,9 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sequ
 from .core import Timer, progress, set_seed
 
 # %% auto #0
-__all__ = ['JOINT_RECIPES', 'default_device', 'to_device', 'atomic_torch_save', 'load_checkpoint', 'DistInfo',
-           'launched_by_torchrun', 'dist_info', 'init_distributed', 'cleanup_distributed', 'dist_device',
-           'single_process', 'History', 'NaNLossError', 'fit', 'shard_loader', 'all_gather_with_grad', 'gathered_sims',
-           'gathered_infonce_loss', 'gathered_triplet_loss', 'add_train_parser', 'train_command', 'main_train']
+__all__ = ['default_device', 'to_device', 'atomic_torch_save', 'load_checkpoint', 'DistInfo', 'launched_by_torchrun', 'dist_info',
+           'init_distributed', 'cleanup_distributed', 'dist_device', 'single_process', 'History', 'NaNLossError', 'fit',
+           'shard_loader', 'all_gather_with_grad', 'gathered_sims', 'gathered_infonce_loss', 'gathered_triplet_loss']
 
 # %% ../nbs/01b_training.ipynb #e8934638
 def default_device() -> torch.device:
@@ -332,80 +331,3 @@ def _save_on_rank0(state: dict, path, info: DistInfo) -> None:
     dist.all_gather_object(rngs, state["rng"])
     if info.rank == 0: atomic_torch_save({**state, "rng_ranks": rngs, "world_size": info.world_size}, path)
     dist.barrier()                             # nobody goes on (or reads the file) before it is written
-
-# %% ../nbs/01b_training.ipynb #d1a0e041
-JOINT_RECIPES = {      # the JointConfig of 04_ranking's registered joint methods (stage I)
-    "vse0": dict(loss="vse0", n_epochs=8), "vsepp": dict(loss="vsepp", n_epochs=8, warmup_epochs=1),
-    "instance": dict(loss="instance", n_epochs=8), "infonce": dict(loss="infonce", n_epochs=8),
-    "dualpath-stage1": dict(loss="instance+ranking", text_encoder="textcnn", n_epochs=8, warmup_epochs=1)}
-
-def add_train_parser(subparsers):
-    "Add the `train` command (one joint recipe, one process or many under `torchrun`) to an argparse `subparsers`."
-    t = subparsers.add_parser("train", help="train one joint-embedding recipe; under torchrun, on every process (DDP)")
-    t.add_argument("--method", default="vsepp", choices=sorted(JOINT_RECIPES), help="the recipe (default: vsepp)")
-    t.add_argument("--dataset", default="shapes", help="dataset name (default: shapes, the embedded set)")
-    t.add_argument("--root", help="the dataset's folder"); t.add_argument("--annotations", help="annotation file (karpathy, coco)")
-    t.add_argument("--eval-split", default="test", help="split evaluated at the end (default: test; Flickr8k here: dev)")
-    t.add_argument("--epochs", type=int, help="epochs (default: the recipe's; 3 with --quick)")
-    t.add_argument("--batch-size", type=int, help="pairs per process and step (default: the recipe's 128); the global batch is processes × this")
-    t.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
-    t.add_argument("--quick", action="store_true", help="at most 3,000 training images and 3 epochs")
-    t.add_argument("--ckpt", help="checkpoint path: written every epoch by rank 0, resumed from when present")
-    t.add_argument("--out", help="save the trained model's weights and recipe here (rank 0)")
-    t.add_argument("--seed", type=int, default=0)
-    t.set_defaults(func=train_command)
-    return t
-
-def train_command(args) -> int:
-    "Train a joint recipe with `train_joint` on one dataset, print test metrics (rank 0); under `torchrun` every process trains its shard."
-    from dataclasses import asdict, replace
-    from crossmodal_course.core import retrieval_metrics
-    from crossmodal_course.data import Vocab, train_subset
-    from crossmodal_course.formats import load_dataset
-    from crossmodal_course.image import _split_holdout, extract_features, proxy_image_encoder
-    from crossmodal_course.losses import JointConfig, embed_split, split_sims, train_joint
-    info = init_distributed()
-    log = (lambda s: print(s, file=sys.stderr, flush=True)) if info.rank == 0 else (lambda s: None)
-    cfg = JointConfig(**JOINT_RECIPES[args.method])
-    cfg = replace(cfg, **{k: v for k, v in (("n_epochs", args.epochs or (3 if args.quick else None)),
-                                            ("batch_size", args.batch_size), ("lr", args.lr)) if v is not None})
-    train = train_subset(load_dataset(args.dataset, root=args.root, annotations=args.annotations, split="train"),
-                         3000 if args.quick else None, args.seed)
-    test = load_dataset(args.dataset, root=args.root, annotations=args.annotations, split=args.eval_split)
-    log(f"{args.method} on {args.dataset}: {info.world_size} process(es), backend {info.backend or 'none'}, "
-        f"{cfg.batch_size} pairs per process ({cfg.batch_size * info.world_size} per step), {cfg.n_epochs} epochs")
-    fit_idx, hold_idx = _split_holdout(np.arange(len(train)), 0.1, args.seed)
-    fit_part, hold = train.subset(fit_idx), train.subset(hold_idx)
-    vocab = Vocab.from_captions(fit_part.captions, min_freq=2)
-    if info.rank == 0:                         # rank 0 trains the image CNN alone (its cache is keyed for one process)...
-        with single_process(): cnn = proxy_image_encoder(train, quick=args.quick, seed=args.seed)
-    if info.world_size > 1: dist.barrier()
-    if info.rank != 0:                         # ...then the others load the cached run
-        with single_process(): cnn = proxy_image_encoder(train, quick=args.quick, seed=args.seed)
-    with Timer() as t:
-        model, hist, _ = train_joint(fit_part, hold, vocab, cnn, cfg, seed=args.seed, ckpt_path=args.ckpt, desc=args.method)
-    if info.rank == 0:
-        img, cap = embed_split(model, test, vocab, extract_features(cnn, test))
-        m = retrieval_metrics(split_sims(model, img, cap), img_of_caption=test.img_of_caption)
-        log(f"trained in {t.seconds:.1f} s; best epoch {hist.best_epoch + 1} (validation rSum {hist.best_metric:.1f})")
-        print(f"{args.method} / {args.dataset} / {args.eval_split}: rSum {m['rsum']:.2f}  i2t R@1 {m['i2t']['r1']:.2f}  "
-              f"t2i R@1 {m['t2i']['r1']:.2f}  ({info.world_size} process(es), {cfg.batch_size * info.world_size} pairs per step)")
-        if args.out:
-            atomic_torch_save({"model": model.state_dict(), "config": asdict(cfg), "vocab": list(vocab.itos),
-                               "world_size": info.world_size}, args.out)
-            log(f"wrote {args.out}")
-    if info.world_size > 1: dist.barrier()
-    return 0
-
-def main_train(argv=None) -> int:
-    "`python -m crossmodal_course.training train ...` (also under `torchrun`)."
-    import argparse
-    p = argparse.ArgumentParser(prog="crossmodal_course.training", description="Train a joint-embedding recipe (one or many processes).")
-    add_train_parser(p.add_subparsers(dest="command", required=True))
-    args = p.parse_args(argv)
-    return args.func(args)
-
-# %% ../nbs/01b_training.ipynb #d1a0e042
-if __name__ == "__main__" and globals().get("__spec__") is not None and __spec__.name == "crossmodal_course.training":
-    from crossmodal_course.training import main_train as _main_train       # the package's module, not this __main__ copy
-    sys.exit(_main_train())
