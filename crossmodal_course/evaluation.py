@@ -508,7 +508,8 @@ def add_search_parser(subparsers) -> argparse.ArgumentParser:
 
 def search_arguments(p: argparse.ArgumentParser) -> None:
     "The options of `search` (`index` and `query`), added to parser `p` (used by `crossmodal-course search`; imports nothing heavy)."
-    sub = p.add_subparsers(dest="search_cmd", required=True)
+    sub = p.add_subparsers(dest="search_cmd", required=True, metavar="{index,query}",
+                           help="index: embed a split's images and write an index; query: search an index with text")
     i = sub.add_parser("index", help="embed every image of a dataset split and write an index with its manifest")
     i.add_argument("--model", required=True, help="joint model file (save_joint_model / reproduce --save-model)")
     i.add_argument("--dataset", default="shapes", help="dataset name (default: shapes, the embedded set)")
