@@ -55,7 +55,7 @@ readme-check: $(STAMP)
 results: $(STAMP)
 	$(TEST_ENV) $(BIN)/crossmodal-course reproduce --quick --json $(RESULTS)/shapes-quick.json
 	$(BIN)/crossmodal-course reproduce --json $(RESULTS)/shapes-full.json
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace nbs/index.ipynb
+	$(TEST_ENV) $(BIN)/jupyter nbconvert --to notebook --execute --inplace nbs/index.ipynb
 	$(BIN)/nbdev_clean --fname nbs/index.ipynb
 	$(BIN)/python tools/make_readme.py
 

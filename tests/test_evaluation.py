@@ -148,7 +148,7 @@ def test_recall_vs_exact():
 def model_files(tmp_path_factory):
     from crossmodal_course.data import Vocab, shapes_dataset
     from crossmodal_course.image import small_cnn
-    from crossmodal_course.losses import JointConfig, JointEmbedding, make_text_encoder
+    from crossmodal_course.joint import JointConfig, JointEmbedding, make_text_encoder
     tmp = tmp_path_factory.mktemp("search")
     ds = shapes_dataset("test", n_images=40)
     vocab = Vocab.from_captions(shapes_dataset("train", n_images=40).captions)
