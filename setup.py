@@ -21,6 +21,7 @@ requirements = shlex.split(cfg.get('requirements', ''))
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), cfg['license'])
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+pretrained_requirements = shlex.split(cfg.get('pretrained_requirements', ''))
 
 setuptools.setup(
     name = cfg['lib_name'],
@@ -34,7 +35,7 @@ setuptools.setup(
     packages = setuptools.find_packages(include=['crossmodal_course', 'crossmodal_course.*']),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements },
+    extras_require={ 'dev': dev_requirements, 'pretrained': pretrained_requirements },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

@@ -1,4 +1,4 @@
-"""Feature-extraction throughput of the image encoders of `03_image`, and where the time goes.
+"""Feature-extraction throughput of the image encoders of `03_image` (with EfficientNet-Lite0 on Flickr8k when the `pretrained` extra is installed), and where the time goes.
 
 For each encoder and dataset it times, separately and on the same images:
   decode     an image to an RGB PIL image (shapes: in-memory array -> PIL; Flickr8k: JPEG file -> RGB),
@@ -18,7 +18,8 @@ import torchvision
 
 from crossmodal_course.data import shapes_dataset
 from crossmodal_course.formats import load_flickr8k
-from crossmodal_course.image import channel_stats, count_macs, small_cnn, time_extraction, tv_encoder
+from crossmodal_course.image import channel_stats, count_macs, pretrained_encoder, small_cnn, time_extraction, tv_encoder
+from crossmodal_course.text import MissingExtraError
 
 DEFAULT_FLICKR8K = Path(os.environ.get("CROSSMODAL_FLICKR8K", Path(__file__).resolve().parents[2] / "shared/data/flickr8k"))
 
@@ -55,7 +56,10 @@ def main(argv=None):
     if (args.flickr8k / "Flickr8k_text").is_dir():
         dev = load_flickr8k(args.flickr8k, "dev")
         for i in range(min(args.n, len(dev))): Path(dev.images[i]).read_bytes()   # warm the page cache: time decoding, not the disk
-        for label, enc, n in [("SmallResNet", small_cnn(input_size=96), args.n),
+        try: effnet = [("EfficientNet-Lite0 (ImageNet)", pretrained_encoder("efficientnet-lite0", input_size=160), args.n // 2),
+                       ("EfficientNet-Lite0 (ImageNet)", pretrained_encoder("efficientnet-lite0", input_size=224), args.n // 4)]
+        except MissingExtraError as e: effnet = []; print(f"no EfficientNet-Lite0 rows: {e}")
+        for label, enc, n in effnet + [("SmallResNet", small_cnn(input_size=96), args.n),
                               ("SmallResNet", small_cnn(input_size=160), args.n),
                               ("ResNet-18", tv_encoder("resnet18", weights=None, input_size=160), args.n // 2),
                               ("ResNet-18", tv_encoder("resnet18", weights=None, input_size=224), args.n // 4),

@@ -1,67 +1,133 @@
-"""Train a joint embedding on Flickr8k train and evaluate on dev; print rSum, time, pairs/s and data-loading share.
+"""Joint embeddings on Flickr8k: image side × word initialisation × loss, trained on train, reported on dev.
 
-    python benchmarks/ranking_flickr8k.py [--root ../shared/data/flickr8k] [--loss infonce] [--epochs 10] [--threads 1]
+    python benchmarks/ranking_flickr8k.py [--root ../shared/data/flickr8k] [--image proxy effnet] [--words random glove]
+                                          [--loss vsepp infonce] [--epochs 12] [--threads 2] [--pretrained]
 
-The image side is the small CNN of 03_image trained on the caption-word proxy task (cached), kept frozen (stage I),
-so each training step runs the text encoder and the projections; --image-train top fine-tunes the CNN's last stage.
-Data-loading share = time spent waiting for the next batch / total step time, measured around the loader."""
-import argparse, json, os, time
+Each row trains `crossmodal_course.joint.train_joint` (the joint embedding of 04a_joint: frozen image features →
+linear projection, a bidirectional GRU over the caption → linear projection, a 256-d cosine space) with one recipe:
+
+  image side   proxy   the small CNN of 03_image trained on the caption-word proxy task (`proxy_image_encoder`, 96×96);
+               effnet  EfficientNet-Lite0 with its ImageNet weights (`pretrained_encoder`, the `pretrained` extra),
+                       frozen, 1,280-d pooled features at --image-size (160: the size of the shared copy's photos);
+  word init    random  a 50-d embedding drawn at random (N(0, 1), as nn.Embedding does);
+               glove   the same 50-d embedding initialised from GloVe 6B (`pretrained_embedding`), trainable;
+  loss         vsepp   the hardest-negative triplet loss after a 1-epoch warm-up of the sum over negatives;
+               infonce symmetric InfoNCE at temperature 0.07.
+
+Both word inits use the same encoder (GRU, 128 hidden units per direction, 50-d words), so a row pair differs only in
+the initial embedding. `--pretrained` is shorthand for the real-photo track's row: effnet × glove (with --loss).
+Model selection: the epoch with the best rSum on 10% of the *training* images held out (dev is only reported).
+Image features are cached on disk (`extract_features`), so a second run skips the extraction; the first run's
+extraction time is printed. Seconds per row = its image side's network and feature extraction (≈0 when cached) + training + evaluation.
+Timings: wall-clock seconds and CPU seconds of this process (`time.process_time`), with the load average printed. On a
+shared, loaded machine the wall-clock time is what one waited; the CPU seconds are close to what the same work takes on
+an idle machine with --threads 1."""
+import argparse, os, time
 from dataclasses import replace
 from pathlib import Path
-import numpy as np, torch
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+import crossmodal_course.joint as joint
 from crossmodal_course.core import Timer, retrieval_metrics
 from crossmodal_course.data import Vocab
 from crossmodal_course.formats import load_flickr8k
-from crossmodal_course.image import proxy_image_encoder
+from crossmodal_course.image import split_holdout, extract_features, pretrained_encoder, proxy_image_encoder
 from crossmodal_course.joint import JointConfig, embed_split, split_sims, train_joint
-import crossmodal_course.joint as joint
+from crossmodal_course.text import GRUEncoder, pretrained_embedding
 
-p = argparse.ArgumentParser()
-p.add_argument("--root", default=os.environ.get("CROSSMODAL_FLICKR8K", str(Path(__file__).resolve().parents[2] / "shared/data/flickr8k")))
-p.add_argument("--loss", default="infonce")
-p.add_argument("--text-encoder", default="gru")
-p.add_argument("--epochs", type=int, default=12)
-p.add_argument("--image-train", default="frozen", choices=["frozen", "top", "all"], help="how much of the CNN trains (04a_joint)")
-p.add_argument("--threads", type=int, default=1)
-a = p.parse_args()
-torch.set_num_threads(a.threads)
-if not Path(a.root).is_dir(): raise SystemExit(f"Flickr8k not found at {a.root}")
+DEFAULT_ROOT = Path(os.environ.get("CROSSMODAL_FLICKR8K", Path(__file__).resolve().parents[2] / "shared/data/flickr8k"))
+WORD_DIM = 50
 
-class TimedLoader:
-    "Wraps a DataLoader and accumulates the seconds spent waiting for batches."
-    def __init__(self, dl): self.dl, self.wait, self.batches = dl, 0.0, 0
-    def __len__(self): return len(self.dl)
-    def __getattr__(self, name): return getattr(self.dl, name)
-    def __iter__(self):
-        it = iter(self.dl)
-        while True:
-            t0 = time.perf_counter()
-            try: b = next(it)
-            except StopIteration: return
-            self.wait += time.perf_counter() - t0; self.batches += 1
-            yield b
 
-timed = {}
-_pair_loader = joint.pair_loader
-def pair_loader_timed(*args, **kw):
-    timed["dl"] = TimedLoader(_pair_loader(*args, **kw)); return timed["dl"]
-joint.pair_loader = pair_loader_timed         # train_joint calls the name bound in crossmodal_course.joint
+def text_encoder_maker(words: str):
+    "A replacement for `joint.make_text_encoder` (train_joint's build_joint looks it up at call time): the same GRU, its 50-d embedding random or from GloVe 6B."
+    def make(kind, vocab, out_dim=256, word_dim=128, seed=0):
+        if kind != "gru": raise ValueError("this benchmark uses the GRU text encoder")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if words == "glove": emb, _ = pretrained_embedding(vocab, "glove-6b-50d", freeze=False, seed=seed)
+            else: emb = nn.Embedding(len(vocab), WORD_DIM, padding_idx=0)
+            return GRUEncoder(emb, hidden_dim=out_dim // 2, bidirectional=True)
+    return make
 
-with Timer() as t_load:
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    p.add_argument("--image", nargs="+", default=["effnet", "proxy"], choices=["proxy", "effnet"])
+    p.add_argument("--words", nargs="+", default=["glove", "random"], choices=["random", "glove"])
+    p.add_argument("--loss", nargs="+", default=["infonce", "vsepp"], choices=["vsepp", "infonce"])
+    p.add_argument("--pretrained", action="store_true", help="only the real-photo track's rows: effnet × glove")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--image-size", type=int, default=160)
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    if a.pretrained: a.image, a.words = ["effnet"], ["glove"]
+    if not (a.root / "Flickr8k_text").is_dir():
+        print(f"Flickr8k not found at {a.root}; set CROSSMODAL_FLICKR8K or pass --root"); return None
+    torch.set_num_threads(a.threads)
+    print(f"threads {torch.get_num_threads()} of {os.cpu_count()} cores; load average at start "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     train, dev = load_flickr8k(a.root, "train"), load_flickr8k(a.root, "dev")
-with Timer() as t_cnn: cnn = proxy_image_encoder(train, seed=0)
-vocab = Vocab.from_captions(train.captions, min_freq=2)
-cfg = JointConfig(loss=a.loss, text_encoder=a.text_encoder, n_epochs=a.epochs, warmup_epochs=1, image_train=a.image_train)
-with Timer() as t_train: model, hist = train_joint(train, dev, vocab, cnn, cfg, seed=0, desc=a.loss)
-dl = timed["dl"]
-pairs = dl.batches * cfg.batch_size
-img, cap = embed_split(model, dev, vocab)
-m = retrieval_metrics(split_sims(model, img, cap), img_of_caption=dev.img_of_caption)
-out = {"dataset": "flickr8k train -> dev (1,000 images / 5,000 captions)", "loss": a.loss, "text_encoder": a.text_encoder,
-       "epochs": a.epochs, "image_train": a.image_train, "best_epoch": hist.best_epoch + 1, "threads": a.threads, "vocab": len(vocab),
-       "rsum_dev": m["rsum"], "i2t": m["i2t"], "t2i": m["t2i"], "val_rsum_per_epoch": [round(x["rsum"], 1) for x in hist.metrics],
-       "seconds": {"load": t_load.seconds, "image_cnn": t_cnn.seconds, "train_total": t_train.seconds, "fit": hist.seconds},
-       "pairs_per_s": pairs / hist.seconds, "data_loading_share": dl.wait / hist.seconds}
-print(json.dumps(out, indent=2))
-print(f"Flickr8k dev rSum {m['rsum']:.1f} after {a.epochs} epochs ({hist.seconds:.0f} s of training, image CNN {t_cnn.seconds:.0f} s); "
-      f"{out['pairs_per_s']:.0f} pairs/s; {100 * out['data_loading_share']:.1f}% of step time waiting for data")
+    fit_idx, hold_idx = split_holdout(np.arange(len(train)), 0.1, a.seed)
+    fit_part, hold = train.subset(fit_idx), train.subset(hold_idx)
+    vocab = Vocab.from_captions(fit_part.captions, min_freq=2)
+    print(f"train {len(fit_part)} images (+{len(hold)} held out for epoch selection), dev {len(dev)} images / "
+          f"{dev.n_captions} captions; vocabulary {len(vocab)} words", flush=True)
+
+    encoders, enc_seconds, enc_cpu = {}, {}, {}
+    for image in a.image:
+        cpu0 = time.process_time()
+        with Timer() as t:
+            if image == "proxy": enc = proxy_image_encoder(train, seed=a.seed)
+            else: enc = pretrained_encoder("efficientnet-lite0", input_size=a.image_size)
+            for ds in (fit_part, hold, dev): extract_features(enc, ds, batch_size=64)   # computed once, then cached (train_joint reads them)
+        encoders[image], enc_seconds[image], enc_cpu[image] = enc, t.seconds, time.process_time() - cpu0
+        print(f"image side {image}: {enc.name} at {enc.input_size}×{enc.input_size}, {enc.out_dim}-d; network + features "
+              f"for {len(fit_part) + len(hold) + len(dev)} images in {t.seconds:.0f} s, {enc_cpu[image]:.0f} CPU s (≈0 if cached)", flush=True)
+
+    rows, real_maker = [], joint.make_text_encoder
+    for image in a.image:
+        feats_dev = extract_features(encoders[image], dev)
+        for words in a.words:
+            for loss in a.loss:
+                cfg = JointConfig(loss=loss, text_encoder="gru", n_epochs=a.epochs, warmup_epochs=1)
+                joint.make_text_encoder = text_encoder_maker(words)
+                cpu0 = time.process_time()
+                try:
+                    with Timer() as t:
+                        model, hist = train_joint(fit_part, hold, vocab, encoders[image], cfg, seed=a.seed,
+                                                     desc=f"{image}/{words}/{loss}")
+                        img, cap = embed_split(model, dev, vocab, torch.as_tensor(feats_dev))
+                        m = retrieval_metrics(split_sims(model, img, cap), img_of_caption=dev.img_of_caption)
+                finally: joint.make_text_encoder = real_maker
+                cpu = time.process_time() - cpu0
+                row = {"image": image, "words": words, "loss": loss,
+                       **{f"{d} R@{k}": m[d][f"r{k}"] for d in ("i2t", "t2i") for k in (1, 5, 10)},
+                       "dev rSum": m["rsum"], "best epoch": hist.best_epoch + 1, "train s": t.seconds, "train CPU s": cpu,
+                       "features s": enc_seconds[image], "features CPU s": enc_cpu[image]}
+                rows.append(row)
+                print(f"  {image:6s} {words:6s} {loss:7s} dev rSum {m['rsum']:.1f} (best epoch {hist.best_epoch + 1} of "
+                      f"{a.epochs}; held-out rSum per epoch {[round(x['rsum'], 1) for x in hist.metrics]}); {t.seconds:.0f} s, {cpu:.0f} CPU s; "
+                      f"load {os.getloadavg()[0]:.2f}", flush=True)
+    df = pd.DataFrame(rows)
+    df["s (features + train)"] = df["train s"] + df["features s"]
+    df["CPU s (features + train)"] = df["train CPU s"] + df["features CPU s"]
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print("\nFlickr8k dev (1,000 images × 5,000 captions), Recall@K in %:")
+        print(df.round(1).to_string(index=False))
+    best = df.loc[df["dev rSum"].idxmax()]
+    print(f"\nbest row: {best['image']} × {best['words']} × {best['loss']}: dev rSum {best['dev rSum']:.1f} in "
+          f"{best['s (features + train)']:.0f} s wall-clock (features {best['features s']:.0f} s + training {best['train s']:.0f} s), "
+          f"{best['CPU s (features + train)']:.0f} CPU s")
+    print(f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    return df
+
+
+if __name__ == "__main__":
+    main()

