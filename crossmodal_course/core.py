@@ -10,7 +10,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['METHODS', 'l2_normalize', 'cosine_sim', 'img_of_caption_for', 'i2t_ranks_loop', 't2i_ranks_loop', 'i2t_ranks',
-           't2i_ranks', 'recall_at_k', 'rank_summary', 'retrieval_metrics', 'plot_recall_curves',
+           't2i_ranks', 'recall_at_k', 'rank_summary', 'retrieval_metrics', 'plot_recall_curves', 'average_precisions',
            'mean_average_precision', 'map_at_all', 'map_at_k', 'time_metrics', 'set_seed', 'Timer', 'progress_enabled',
            'progress', 'register_method']
 
@@ -151,8 +151,8 @@ def _relevance(query_labels, gallery_labels) -> np.ndarray:
     if q.ndim == 1: return q[:, None] == g[None, :]
     return (q.astype(np.float32) @ g.astype(np.float32).T) > 0
 
-def mean_average_precision(sims, query_labels, gallery_labels, k: int | None = None, chunk: int = 256) -> float:
-    "mAP of queries (rows of `sims`) over a gallery (columns); `k=None` is mAP@all, else mAP@K (denominator: relevant items retrieved in the top K)."
+def average_precisions(sims, query_labels, gallery_labels, k: int | None = None, chunk: int = 256) -> np.ndarray:
+    "Per-query average precision of queries (rows of `sims`) over a gallery (columns), ties in gallery order; `k=None` ranks the whole gallery, else the top K (denominator: relevant items retrieved in the top K)."
     sims = np.asarray(sims)
     if sims.ndim != 2: raise ValueError(f"sims must be 2-D (queries × gallery), got shape {sims.shape}")
     if not np.isfinite(sims).all(): raise ValueError("sims contains NaN or infinite values")
@@ -172,7 +172,11 @@ def mean_average_precision(sims, query_labels, gallery_labels, k: int | None = N
         n_rel = hits[:, -1]
         ap_sum = (hits / positions * rel_sorted).sum(axis=1)
         aps[start:start + block.shape[0]] = np.divide(ap_sum, n_rel, out=np.zeros_like(ap_sum), where=n_rel > 0)
-    return float(aps.mean())
+    return aps
+
+def mean_average_precision(sims, query_labels, gallery_labels, k: int | None = None, chunk: int = 256) -> float:
+    "mAP of queries (rows of `sims`) over a gallery (columns): the mean of `average_precisions`; `k=None` is mAP@all, else mAP@K (denominator: relevant items retrieved in the top K)."
+    return float(average_precisions(sims, query_labels, gallery_labels, k, chunk).mean())
 
 def map_at_all(sims, query_labels, gallery_labels) -> float:
     "mAP over the whole ranked gallery (mAP@all)."

@@ -9,19 +9,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np
-from .core import _check_sims, i2t_ranks, t2i_ranks, rank_summary, Timer
+from .core import _check_sims, average_precisions, i2t_ranks, t2i_ranks, rank_summary, Timer
 from .files import InputError
 
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'MODEL_FORMAT', 'INDEX_FORMAT', 'coco_1k_5fold_metrics', 'coco_5k_metrics', 'flickr_1k_metrics',
            'fast_ranks', 'fast_retrieval_metrics', 'vsepp_loop_ranks', 'vsepp_metrics', 'vsepp_loop_seconds',
-           'bootstrap_intervals', 'rsum_interval', 'average_precisions', 'bootstrap_mean_interval', 'paired_bootstrap',
-           'exact_topk', 'brute_force_topk', 'faiss_flat_index', 'ivf_flat_index', 'hnsw_index', 'set_search_param',
-           'index_nbytes', 'recall_at_k_vs_exact', 'recall_qps_curve', 'SearchIndexError', 'model_fingerprint',
-           'save_joint_model', 'load_joint_model', 'IndexMismatchError', 'embed_images_with', 'embed_texts_with',
-           'build_search_index', 'load_search_index', 'check_index', 'query_search_index', 'load_index_dataset',
-           'show_search_results', 'add_search_parser', 'search_arguments', 'search_command']
+           'bootstrap_intervals', 'rsum_interval', 'bootstrap_mean_interval', 'paired_bootstrap', 'exact_topk',
+           'brute_force_topk', 'faiss_flat_index', 'ivf_flat_index', 'hnsw_index', 'set_search_param', 'index_nbytes',
+           'recall_at_k_vs_exact', 'recall_qps_curve', 'SearchIndexError', 'model_fingerprint', 'save_joint_model',
+           'load_joint_model', 'IndexMismatchError', 'embed_images_with', 'embed_texts_with', 'build_search_index',
+           'load_search_index', 'check_index', 'query_search_index', 'load_index_dataset', 'show_search_results',
+           'add_search_parser', 'search_arguments', 'search_command']
 
 # %% ../nbs/08_evaluation.ipynb #94938b74
 def _sub_protocol(sims, img_of_caption, images) -> tuple[np.ndarray, np.ndarray]:
@@ -193,19 +193,6 @@ def rsum_interval(sims, img_of_caption=None, captions_per_image: int = 5, ks=(1,
     return {"rsum": v, "low": lo, "high": hi, "confidence": confidence, "n_resamples": n_resamples}
 
 # %% ../nbs/08_evaluation.ipynb #8cd3b8a8
-def average_precisions(sims, query_labels, gallery_labels, chunk: int = 256) -> np.ndarray:
-    "Per-query average precision over the whole ranked gallery (the terms whose mean is `core.map_at_all`); ties keep gallery order."
-    from crossmodal_course.core import _relevance
-    sims = np.asarray(sims)
-    aps = np.empty(len(sims))
-    pos = np.arange(1, sims.shape[1] + 1)
-    for s in range(0, len(sims), chunk):
-        order = np.argsort(-sims[s:s + chunk], axis=1, kind="stable")
-        rel = np.take_along_axis(_relevance(np.asarray(query_labels)[s:s + chunk], gallery_labels), order, axis=1).astype(np.float64)
-        hits = rel.cumsum(1)
-        aps[s:s + chunk] = np.divide((hits / pos * rel).sum(1), hits[:, -1], out=np.zeros(len(rel)), where=hits[:, -1] > 0)
-    return aps
-
 def bootstrap_mean_interval(values, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> tuple:
     "`(mean, low, high)`: percentile bootstrap interval of the mean of per-query `values` (e.g. average precisions → mAP)."
     values = np.asarray(values, dtype=np.float64)

@@ -394,7 +394,6 @@ def add_train_parser(subparsers):
 
 def train_command(args) -> int:
     "Train a registered joint recipe on one dataset and print its test metrics (rank 0); under `torchrun` every process trains its shard."
-    from crossmodal_course.formats import load_dataset
     if args.method not in JOINT_RECIPES:
         raise InputError(f"--method {args.method!r} is not a joint recipe; expected one of {', '.join(JOINT_RECIPES)}")
     info = init_distributed()
