@@ -340,9 +340,11 @@ def model_fingerprint(model, image_encoder) -> str:
     return hashlib.sha256((state_fingerprint(model) + state_fingerprint(image_encoder)).encode()).hexdigest()[:16]
 
 def save_joint_model(path, model, vocab, config, image_encoder, meta: dict | None = None) -> Path:
-    "Save what a search needs to rebuild a feature-based `JointEmbedding`: its state dict, the `JointConfig`, the vocabulary's words and the small-CNN image encoder (widths, input size, normalisation, weights); written atomically (temporary file + rename), loadable with `weights_only=True`."
+    "Save what a search needs to rebuild a `JointEmbedding` over a frozen CNN or its fine-tuned top stage: its state dict, the `JointConfig`, the vocabulary's words and the small-CNN image encoder (widths, input size, normalisation, weights); written atomically (temporary file + rename), loadable with `weights_only=True`."
     from crossmodal_course.training import atomic_torch_save
-    if model.img_encoder is not None: raise ValueError("save_joint_model expects a model over precomputed features (img_encoder=None): pass the CNN as image_encoder")
+    if model.img_encoder is not None and getattr(model, "input_encoder", None) is None:
+        raise ValueError("save_joint_model expects a model over cached CNN features or maps (image_train 'frozen' or 'top'); "
+                         "this one reads images (image_train='all'): pass the CNN as image_encoder")
     if not image_encoder.name.startswith("smallresnet-"):
         raise ValueError(f"only the course's small CNN image encoders can be rebuilt from a checkpoint, got {image_encoder.name!r}")
     ckpt = {"format": MODEL_FORMAT, "config": asdict(config), "vocab": list(vocab.itos),
@@ -498,7 +500,7 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="search_cmd", required=True, metavar="{index,query}",
                            help="index: embed a split's images and write an index; query: search an index with text")
     i = sub.add_parser("index", help="embed every image of a dataset split and write an index with its manifest")
-    i.add_argument("--model", required=True, help="joint model file (save_joint_model / reproduce --save-model)")
+    i.add_argument("--model", required=True, help="joint model file (save_joint_model, or `crossmodal-course train --out`)")
     i.add_argument("--dataset", default="shapes", help="dataset name (default: shapes, the embedded set)")
     i.add_argument("--root", help="the dataset's folder"); i.add_argument("--annotations", help="annotation file (karpathy, coco)")
     i.add_argument("--split", default="test", help="split to index (default: test)")

@@ -101,7 +101,7 @@ class JointEmbedding(nn.Module):
         return img_emb @ cap_emb.T if self.similarity == "cosine" else order_sim(img_emb, cap_emb, self.order_direction)
 
 # %% ../nbs/04a_joint.ipynb #ed2dea5a
-LOSSES = ("vse0", "vsepp", "infonce", "instance", "instance+ranking")
+LOSSES = ("vse0", "vsepp", "semihard", "infonce", "instance", "instance+ranking")
 IMAGE_TRAIN = ("frozen", "top", "all")
 
 @dataclass
@@ -211,7 +211,7 @@ def train_joint(train: CaptionDataset, val: CaptionDataset, vocab: Vocab, image_
             inst = instance_loss(v, t, label_t[batch["img_idx"]].to(v.device), model.classifier, config.instance_scale)
             if config.loss == "instance": return inst
         hardest = config.loss != "vse0" and epoch >= config.warmup_epochs
-        ranking = triplet_ranking_loss(model.sim(v, t), config.margin, hardest=hardest)
+        ranking = triplet_ranking_loss(model.sim(v, t), config.margin, hardest=hardest, semihard=hardest and config.loss == "semihard")
         return config.instance_weight * inst + ranking if uses_classes else ranking
 
     def eval_fn(model):
@@ -425,8 +425,10 @@ def train_command(args) -> int:
         print(f"{args.method} / {args.dataset} / {args.eval_split}: rSum {m['rsum']:.2f}  i2t R@1 {m['i2t']['r1']:.2f}  "
               f"t2i R@1 {m['t2i']['r1']:.2f}  ({info.world_size} process(es), {cfg.batch_size * info.world_size} pairs per step)")
         if args.out:
-            atomic_torch_save({"model": model.state_dict(), "config": asdict(stage2 or cfg), "vocab": list(vocab.itos),
-                               "world_size": info.world_size}, args.out)
+            from crossmodal_course.evaluation import save_joint_model     # the format `search index --model` reads
+            save_joint_model(args.out, model, vocab, stage2 or cfg, cnn,
+                             meta={"method": args.method, "dataset": args.dataset, "seed": args.seed, "world_size": info.world_size,
+                                   "test_rsum": m["rsum"]})
             log(f"wrote {args.out}")
     if info.world_size > 1: dist.barrier()
     return 0

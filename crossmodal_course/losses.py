@@ -12,15 +12,18 @@ import torch.nn.functional as F
 __all__ = ['triplet_ranking_loss', 'instance_loss', 'infonce_loss', 'order_sim']
 
 # %% ../nbs/04_ranking.ipynb #a13dd87f
-def triplet_ranking_loss(sims: torch.Tensor, margin: float = 0.2, hardest: bool = False) -> torch.Tensor:
-    "Bidirectional triplet ranking loss of a B×B similarity matrix with positives on the diagonal: summed over negatives (VSE0) or over the hardest negative only (`hardest=True`, VSE++); summed over the batch."
+def triplet_ranking_loss(sims: torch.Tensor, margin: float = 0.2, hardest: bool = False, semihard: bool = False) -> torch.Tensor:
+    "Bidirectional triplet ranking loss of a B×B similarity matrix with positives on the diagonal: summed over negatives (VSE0), over the hardest negative only (`hardest=True`, VSE++), or over the hardest negative that still scores below the positive (`semihard=True`, FaceNet's semi-hard negatives; a query without one adds 0); summed over the batch."
     if sims.ndim != 2 or sims.shape[0] != sims.shape[1]: raise ValueError(f"sims must be a square B×B matrix, got shape {tuple(sims.shape)}")
     s_pos = sims.diag()
     cost_i2t = (margin - s_pos[:, None] + sims).clamp(min=0)    # row i: image i against every caption j
     cost_t2i = (margin - s_pos[None, :] + sims).clamp(min=0)    # column j: caption j against every image i
     off_diag = ~torch.eye(len(sims), dtype=torch.bool, device=sims.device)
-    cost_i2t, cost_t2i = cost_i2t * off_diag, cost_t2i * off_diag
-    if hardest: return cost_i2t.max(dim=1).values.sum() + cost_t2i.max(dim=0).values.sum()
+    keep_i2t = keep_t2i = off_diag
+    if semihard:   # only negatives less similar than the positive compete for the max
+        keep_i2t, keep_t2i = off_diag & (sims < s_pos[:, None]), off_diag & (sims < s_pos[None, :])
+    cost_i2t, cost_t2i = cost_i2t * keep_i2t, cost_t2i * keep_t2i
+    if hardest or semihard: return cost_i2t.max(dim=1).values.sum() + cost_t2i.max(dim=0).values.sum()
     return cost_i2t.sum() + cost_t2i.sum()
 
 # %% ../nbs/04_ranking.ipynb #680a6508

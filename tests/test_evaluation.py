@@ -1,6 +1,6 @@
 """`crossmodal_course.evaluation`: protocols against folds computed by hand, bootstrap coverage, one-pass metrics, exact and
 approximate search against brute force, the model file and the search index with its manifest, and the `search` command."""
-import argparse, json
+import argparse, json, os
 import numpy as np
 import pytest
 import torch
@@ -169,6 +169,38 @@ def test_model_file_round_trip(model_files):
     assert np.allclose(ev.embed_texts_with(m, v, ["a red circle"]), ev.embed_texts_with(model.eval(), vocab, ["a red circle"]), atol=1e-6)
     assert np.allclose(ev.embed_images_with(m, enc, ds), ev.embed_images_with(model, cnn, ds), atol=1e-6)
     assert not list(tmp.glob("*.tmp"))                   # written through a temporary file, renamed
+
+def test_model_file_top_stage_round_trip(model_files, tmp_path):
+    "A model whose CNN top stage was fine-tuned (infonce-top) saves and reloads; images embed through the trunk's maps."
+    from crossmodal_course.joint import JointConfig, build_joint
+    _, ds, _, vocab, cnn = model_files
+    config = JointConfig(loss="infonce", embed_dim=16, image_train="top")
+    torch.manual_seed(2)
+    model = build_joint(vocab, cnn, config)
+    with torch.no_grad():
+        for p in model.img_encoder.parameters(): p.add_(0.01 * torch.randn_like(p))    # the top stage differs from the CNN's
+    ev.save_joint_model(tmp_path / "top.pt", model, vocab, config, cnn)
+    m, v, enc, info = ev.load_joint_model(tmp_path / "top.pt")
+    assert info["config"].image_train == "top" and m.input_encoder is not None
+    assert np.allclose(ev.embed_images_with(m, enc, ds), ev.embed_images_with(model.eval(), cnn, ds), atol=1e-5)
+    whole = build_joint(vocab, cnn, JointConfig(embed_dim=16, image_train="all"))
+    with pytest.raises(ValueError, match="reads images"): ev.save_joint_model(tmp_path / "all.pt", whole, vocab, config, cnn)
+
+def test_train_out_is_searchable(tmp_path):
+    "`crossmodal-course train --out` writes the file `search index --model` reads."
+    import subprocess, sys
+    from pathlib import Path
+    prog = Path(sys.executable).parent / "crossmodal-course"
+    env = dict(os.environ, CROSSMODAL_COURSE_PROGRESS="0")
+    run = lambda *a: subprocess.run([str(prog), *map(str, a)], capture_output=True, text=True, timeout=900, env=env)
+    r = run("train", "--method", "infonce-top", "--quick", "--epochs", "1", "--out", tmp_path / "m.pt")
+    assert r.returncode == 0, r.stderr
+    m, vocab, enc, info = ev.load_joint_model(tmp_path / "m.pt")
+    assert info["meta"]["method"] == "infonce-top" and info["config"].image_train == "top"
+    r = run("search", "index", "--model", tmp_path / "m.pt", "--dataset", "shapes", "--split", "val", "--out", tmp_path / "i.npz")
+    assert r.returncode == 0 and "indexed 1000 images of shapes/val" in r.stdout, r.stderr
+    r = run("search", "query", tmp_path / "i.npz", "a red circle", "--model", tmp_path / "m.pt", "--k", 2)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2 and "val-" in r.stdout, (r.stdout, r.stderr)
 
 def test_model_file_errors(model_files, tmp_path):
     tmp = model_files[0]
