@@ -3,7 +3,7 @@
 Usage: python benchmarks/adversarial_pascal.py [--root ../shared/data/pascal_sentence] [--methods acmr,acmr-mmd,...] [--seeds 0,1,2]
 
 Train = `splits/train.txt` (800 images), evaluation = `splits/val.txt` (100 images), read by
-`adversarial.pascal_from_split_lists`. Image features: `adversarial.pretrained_image_features` (EfficientNet-Lite0, cached).
+`formats.load_pascal(root, split, split_lists=True)`. Image features: `adversarial.pretrained_image_features` (EfficientNet-Lite0, cached).
 Two text protocols are reported:
 - `sentence`: every sentence is a caption (the course's protocol; t2i has ~500 sentence queries);
 - `document`: the sentences of an image joined into one text per image (the DSCMR-style protocol of the published tables).
@@ -35,11 +35,12 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     from crossmodal_course.core import METHODS, map_at_all
     from crossmodal_course import adversarial
+    from crossmodal_course.formats import load_pascal
     root = Path(args.root)
     if not (root / "splits" / "train.txt").is_file():
         print(f"Pascal Sentence with splits/ not found at {root}; pass --root", file=sys.stderr); return 2
     t0 = time.perf_counter()
-    train, val = adversarial.pascal_from_split_lists(root, "train"), adversarial.pascal_from_split_lists(root, "val")
+    train, val = load_pascal(root, "train", split_lists=True), load_pascal(root, "val", split_lists=True)
     print(f"pascal: train {len(train)} images / {train.n_captions} sentences, val {len(val)} / {val.n_captions}", flush=True)
     t = time.perf_counter(); adversarial.pretrained_image_features(train); adversarial.pretrained_image_features(val)
     print(f"image features (EfficientNet-Lite0, cached after the first run): {time.perf_counter() - t:.1f} s", flush=True)

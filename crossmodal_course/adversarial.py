@@ -17,12 +17,11 @@ from .data import CaptionDataset, DataError, atomic_save_npz, cache_dir, cache_k
 from .training import fit
 
 # %% auto #0
-__all__ = ['LOSS_SETS', 'ALIGNMENTS', 'SCENES_FEATURES_VERSION', 'PASCAL_SPLIT_LISTS', 'ACMR_METHODS', 'grad_reverse',
-           'GradientReversal', 'grl_lambda', 'mmd_loss', 'covariance', 'coral_loss', 'correlation_loss', 'l2n',
-           'class_triplet_loss', 'projector', 'ACMR', 'ACMRConfig', 'alignment_term', 'acmr_loss', 'FeatureSplit',
-           'pair_batches', 'embed', 'class_map', 'modality_accuracy', 'train_acmr', 'standardize', 'feature_splits',
-           'scenes_features', 'run_acmr', 'cca_map', 'seed_table', 'ordering_lines', 'pascal_from_split_lists',
-           'pretrained_image_features', 'acmr_image_features', 'acmr_method']
+__all__ = ['LOSS_SETS', 'ALIGNMENTS', 'SCENES_FEATURES_VERSION', 'ACMR_METHODS', 'grad_reverse', 'GradientReversal', 'grl_lambda',
+           'mmd_loss', 'covariance', 'coral_loss', 'correlation_loss', 'l2n', 'class_triplet_loss', 'projector', 'ACMR',
+           'ACMRConfig', 'alignment_term', 'acmr_loss', 'FeatureSplit', 'pair_batches', 'embed', 'class_map',
+           'modality_accuracy', 'train_acmr', 'standardize', 'feature_splits', 'scenes_features', 'run_acmr', 'cca_map',
+           'seed_table', 'ordering_lines', 'pretrained_image_features', 'acmr_image_features', 'acmr_method']
 
 # %% ../nbs/05_adversarial.ipynb #c008
 class _GradReverse(torch.autograd.Function):
@@ -329,35 +328,6 @@ def ordering_lines(raw: dict, order: Sequence[str], key: str = "map_avg") -> lis
     return lines
 
 # %% ../nbs/05_adversarial.ipynb #c047
-PASCAL_SPLIT_LISTS = {"train": "train", "val": "val", "dev": "val", "test": "test"}
-
-def pascal_from_split_lists(root, split: str = "train") -> CaptionDataset:
-    "Pascal Sentence restricted to the images of `root/splits/<split>.txt` (lines `<category>/<image id>`), the 800/100/100 split of DSCMR-style papers; classes are the category folders of `root/dataset`, sorted."
-    root = Path(root)
-    if split not in PASCAL_SPLIT_LISTS: raise DataError(f"pascal: unknown split {split!r}; expected one of {list(PASCAL_SPLIT_LISTS)}")
-    list_file = root / "splits" / f"{PASCAL_SPLIT_LISTS[split]}.txt"
-    if not list_file.is_file(): raise DataError(f"pascal: split list not found: {list_file}; expected lines '<category>/<image id>'")
-    image_dir, sentence_dir = root / "dataset", root / "sentence"
-    if not image_dir.is_dir(): raise DataError(f"pascal: folder not found: {image_dir}")
-    classes = sorted(d.name for d in image_dir.iterdir() if d.is_dir())
-    images, captions, img_of_caption, labels, ids = [], [], [], [], []
-    for lineno, line in enumerate(list_file.read_text().splitlines(), 1):
-        line = line.strip()
-        if not line: continue
-        category, sep, name = line.partition("/")
-        if not sep or category not in classes:
-            raise DataError(f"{list_file}, line {lineno}: expected '<category>/<image id>' with a category of {image_dir}, got {line!r}")
-        image = next((p for p in (image_dir / category).glob(name + ".*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")), None)
-        sentence_file = sentence_dir / category / f"{name}.txt"
-        if image is None: raise DataError(f"{list_file}, line {lineno}: no image {image_dir / category / name}.jpg")
-        if not sentence_file.is_file(): raise DataError(f"{list_file}, line {lineno}: no sentence file {sentence_file}")
-        sentences = [s.strip() for s in sentence_file.read_text(errors="replace").splitlines() if s.strip()]
-        if not sentences: raise DataError(f"{sentence_file}: no sentences")
-        captions += sentences; img_of_caption += [len(images)] * len(sentences)
-        images.append(image); labels.append(classes.index(category)); ids.append(line)
-    return CaptionDataset(name="pascal", split=split, images=images, captions=captions, img_of_caption=img_of_caption,
-                          labels=labels, classes=classes, image_ids=ids, info={"format": "pascal", "split_list": str(list_file)})
-
 def pretrained_image_features(ds: CaptionDataset, batch_size: int = 64) -> np.ndarray:
     "ImageNet EfficientNet-Lite0 pooled features (1,280-d) of every image of `ds` through `image.pretrained_encoder` (the `pretrained` extra), cached."
     from crossmodal_course.image import extract_features, pretrained_encoder

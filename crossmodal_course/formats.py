@@ -349,8 +349,27 @@ def write_pascal_fixture(root, categories: tuple = ("aeroplane", "bicycle", "bir
 # %% ../nbs/01a_formats.ipynb #9fe85cfe
 PASCAL_LAYOUT = "root/dataset/<category>/<name>.jpg and root/sentence/<category>/<name>.txt (one sentence per line)"
 
-def load_pascal(root, split: str = "train", seed: int | None = 0, skip_missing: bool = False) -> CaptionDataset:
-    "Pascal Sentence as its downloader lays it out; no official split exists: per category, files sorted by name, shuffled by `(seed, category)` unless `seed` is None, then 80/10/10 (`pascal_split_sizes`)."
+def _pascal_split_list(root: Path, split: str, classes: list) -> list[tuple[str, str]]:
+    "The `(category, image id)` lines of `root/splits/<split>.txt`, checked: each line `<category>/<image id>` with a known category."
+    list_file = root / "splits" / f"{split}.txt"
+    if not list_file.is_file(): raise DataError(f"pascal: split list not found: {list_file}; expected lines '<category>/<image id>'")
+    out = []
+    for lineno, line in enumerate(_read_text(list_file, "split list").splitlines(), 1):
+        line = line.strip()
+        if not line: continue
+        category, sep, name = line.partition("/")
+        if not sep or not name or category not in classes:
+            raise DataError(f"{list_file}, line {lineno}: expected '<category>/<image id>' with a category of "
+                            f"{root / 'dataset'}, got {line!r}")
+        out.append((category, name))
+    return out
+
+def load_pascal(root, split: str = "train", seed: int | None = 0, skip_missing: bool = False,
+                split_lists: bool = False) -> CaptionDataset:
+    """Pascal Sentence as its downloader lays it out; no official split exists: per category, files sorted by name, shuffled
+    by `(seed, category)` unless `seed` is None, then 80/10/10 (`pascal_split_sizes`). With `split_lists=True` the split
+    is the list `root/splits/<split>.txt` instead (lines `<category>/<image id>`, in the list's order; `seed` unused):
+    the 800/100/100 split of DSCMR-style papers."""
     root = _root_folder(root, "pascal", PASCAL_LAYOUT)
     split = _canonical_split(split, PASCAL_SPLITS, "pascal")
     image_dir, sentence_dir = root / "dataset", root / "sentence"
@@ -358,22 +377,32 @@ def load_pascal(root, split: str = "train", seed: int | None = 0, skip_missing: 
         if not folder.is_dir(): raise DataError(f"pascal: folder not found: {folder}; expected {PASCAL_LAYOUT}")
     classes = sorted(d.name for d in image_dir.iterdir() if d.is_dir())
     if not classes: raise DataError(f"pascal: no category folders in {image_dir}; expected {PASCAL_LAYOUT}")
-    items, no_sentences, n_total = [], [], 0
-    for label, category in enumerate(classes):
-        files = sorted((p for p in (image_dir / category).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-                       key=lambda p: p.name)
-        if seed is not None: files = [files[i] for i in np.random.default_rng([seed, label]).permutation(len(files))]
-        n_train, n_val, _ = pascal_split_sizes(len(files))
-        start, stop = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, len(files))}[split]
-        for image in files[start:stop]:
-            n_total += 1
-            sentence_file = sentence_dir / category / f"{image.stem}.txt"
-            if not sentence_file.is_file(): no_sentences.append(f"{category}/{sentence_file.name}"); continue
-            items.append((f"{category}/{image.name}", image, _split_lines(_read_text(sentence_file, "sentence file")), label))
-    n_missing_sentences = _handle_missing(f"pascal/{split}", "sentence files", no_sentences, n_total, sentence_dir, skip_missing)
+    def image_files(category):
+        return sorted((p for p in (image_dir / category).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                      key=lambda p: p.name)
+    if split_lists:
+        files = {c: {p.stem: p for p in image_files(c)} for c in classes}
+        chosen = [(category, files[category].get(name, image_dir / category / f"{name}.jpg"))
+                  for category, name in _pascal_split_list(root, split, classes)]   # a listed image not on disk counts as missing
+    else:
+        chosen = []
+        for label, category in enumerate(classes):
+            files = image_files(category)
+            if seed is not None: files = [files[i] for i in np.random.default_rng([seed, label]).permutation(len(files))]
+            n_train, n_val, _ = pascal_split_sizes(len(files))
+            start, stop = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, len(files))}[split]
+            chosen += [(category, image) for image in files[start:stop]]
+    items, no_sentences = [], []
+    for category, image in chosen:
+        sentence_file = sentence_dir / category / f"{image.stem}.txt"
+        if not sentence_file.is_file(): no_sentences.append(f"{category}/{sentence_file.name}"); continue
+        items.append((f"{category}/{image.name}", image, _split_lines(_read_text(sentence_file, "sentence file")), classes.index(category)))
+    n_missing_sentences = _handle_missing(f"pascal/{split}", "sentence files", no_sentences, len(chosen), sentence_dir, skip_missing)
+    rule = (f"the list {root / 'splits' / (split + '.txt')}" if split_lists
+            else "per category: sorted by file name, shuffled by (seed, category), 80/10/10")
     return _assemble("pascal", split, items, image_folder=image_dir, skip_missing=skip_missing, classes=classes,
-                     info={"format": "pascal", "seed": seed, "missing_sentence_files": n_missing_sentences,
-                           "split_rule": "per category: sorted by file name, shuffled by (seed, category), 80/10/10"})
+                     info={"format": "pascal", "seed": None if split_lists else seed, "missing_sentence_files": n_missing_sentences,
+                           "split_rule": rule})
 
 # %% ../nbs/01a_formats.ipynb #ae22f113
 def write_wikipedia_fixture(root, categories: tuple = ("art", "biology", "geography"), train_per_category: int = 3,

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from crossmodal_course import adversarial as A
 from crossmodal_course.core import METHODS
 from crossmodal_course.data import DataError
-from crossmodal_course.formats import write_pascal_fixture
+from crossmodal_course.formats import load_pascal, write_pascal_fixture
 from crossmodal_course.scenes import SCENE_CLASSES, make_scenes, scenes_dataset
 
 torch.set_num_threads(1)
@@ -124,16 +124,16 @@ def _pascal(tmp_path):
     (root / "splits" / "val.txt").write_text("\n".join(names[1::2]) + "\n")
     return root, names
 
-def test_pascal_from_split_lists(tmp_path):
+def test_load_pascal_split_lists(tmp_path):
     root, names = _pascal(tmp_path)
-    tr, va = A.pascal_from_split_lists(root, "train"), A.pascal_from_split_lists(root, "dev")
-    assert tr.image_ids == names[::2] and va.image_ids == names[1::2]
+    tr, va = load_pascal(root, "train", split_lists=True), load_pascal(root, "dev", split_lists=True)
+    assert [i.rsplit(".", 1)[0] for i in tr.image_ids] == names[::2] and [i.rsplit(".", 1)[0] for i in va.image_ids] == names[1::2]
     assert tr.classes == ["aeroplane", "bicycle", "bird"]
     assert [tr.classes[l] for l in tr.labels] == [n.split("/")[0] for n in names[::2]]
     assert tr.n_captions == 5 * len(tr)
     (root / "splits" / "val.txt").write_text(names[1] + "\nnot-a-line\n")
-    with pytest.raises(DataError, match=r"val.txt, line 2"): A.pascal_from_split_lists(root, "val")
-    with pytest.raises(DataError, match="split list not found"): A.pascal_from_split_lists(root, "test")
+    with pytest.raises(DataError, match=r"val.txt, line 2"): load_pascal(root, "val", split_lists=True)
+    with pytest.raises(DataError, match="split list not found"): load_pascal(root, "test", split_lists=True)
 
 def test_scenes_dataset_cached_and_balanced():
     a = scenes_dataset("val", n_images=30)
