@@ -142,6 +142,9 @@ def reproduce_arguments(p):
     p.add_argument("--quick", action="store_true", help="small training budgets: a few minutes for every method, numbers not comparable with full runs")
     p.add_argument("--eval-split", default="test", metavar="SPLIT",
                    help="split to evaluate on (default: test). Methods train on train; Flickr8k names its validation split dev")
+    p.add_argument("--eval-dataset", metavar="NAME", help="evaluate on this dataset's --eval-split instead (trained on --dataset; vocabulary and statistics from its training set)")
+    p.add_argument("--eval-root", metavar="DIR", help="the evaluation dataset's folder (with --eval-dataset)")
+    p.add_argument("--eval-annotations", metavar="FILE", help="the evaluation dataset's annotation file (with --eval-dataset)")
     p.add_argument("--seed", type=int, default=0, help="random seed of every method (default: 0)")
     p.add_argument("--json", metavar="PATH", help="also write the results and a record of the run (command, commit, date, machine, seconds) to PATH")
 
@@ -152,10 +155,13 @@ def reproduce_details() -> str:
 
 def cmd_reproduce(args) -> int:
     from crossmodal_course.results import reproduce, results_table
+    if args.eval_dataset is None and (args.eval_root or args.eval_annotations):
+        raise UsageError("--eval-root and --eval-annotations need --eval-dataset")
     res = reproduce(args.dataset, root=args.root, annotations=args.annotations, methods=args.methods, quick=args.quick,
                     seed=args.seed, eval_split=args.eval_split, log=lambda s: print(s, file=sys.stderr, flush=True),
-                    out=args.json, command=args.command_line)
-    print(f"\nResults on {res['dataset']} / {res['eval_split']} ({'quick' if res['quick'] else 'full'} run; "
+                    out=args.json, command=args.command_line, eval_dataset=args.eval_dataset, eval_root=args.eval_root,
+                    eval_annotations=args.eval_annotations)
+    print(f"\nResults on {res['eval_dataset']} / {res['eval_split']} (trained on {res['dataset']}) ({'quick' if res['quick'] else 'full'} run; "
           "recalls and mAP@all in %, rSum = sum of the six recalls):")
     print(results_table(res).to_string(na_rep="-"))
     if args.json: print(f"\nwrote {args.json}", file=sys.stderr)
@@ -175,7 +181,7 @@ def train_arguments(p):
     p.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
     p.add_argument("--quick", action="store_true", help="at most 3,000 training images and 3 epochs (stage II: 1)")
     p.add_argument("--ckpt", metavar="PATH", help="checkpoint of stage I: written every epoch by rank 0, resumed from when present")
-    p.add_argument("--out", metavar="PATH", help="save the trained model's weights, recipe and vocabulary here (rank 0)")
+    p.add_argument("--out", metavar="PATH", help="save the trained model (weights, recipe, vocabulary, image CNN) here, in the format `search index --model` reads (rank 0)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
 def search_arguments(p):

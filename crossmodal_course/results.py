@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
 from .core import METHODS, Timer, map_at_all, retrieval_metrics, set_seed
+from .evaluation import rsum_interval
 from .files import InputError, atomic_write
 
 # %% auto #0
@@ -101,9 +102,10 @@ def round_floats(x, ndigits: int = 4):
 
 # %% ../nbs/08b_results.ipynb #44f13d00
 def evaluate_sims(sims: np.ndarray, ds) -> dict:
-    "Standard metrics, plus mAP@all both ways when the split has class labels."
+    "Standard metrics, the rSum's 95% bootstrap interval over the test images (`evaluation.rsum_interval`: images resampled with their captions, 2,000 resamples), plus mAP@all both ways when the split has class labels."
     m = retrieval_metrics(sims, img_of_caption=ds.img_of_caption)
-    out = {"i2t": m["i2t"], "t2i": m["t2i"], "rsum": m["rsum"], "map_i2t": None, "map_t2i": None}
+    ci = rsum_interval(sims, img_of_caption=ds.img_of_caption, n_resamples=2000, seed=0)
+    out = {"i2t": m["i2t"], "t2i": m["t2i"], "rsum": m["rsum"], "rsum_95": [ci["low"], ci["high"]], "map_i2t": None, "map_t2i": None}
     if ds.labels is not None:
         cap_labels = ds.labels[ds.img_of_caption]
         out["map_i2t"] = map_at_all(sims, ds.labels, cap_labels)
@@ -115,8 +117,9 @@ def write_json(path, obj) -> Path:
     return atomic_write(path, json.dumps(round_floats(obj), indent=2) + "\n")
 
 def reproduce(dataset: str = "shapes", root=None, annotations=None, methods=None, quick: bool = False, seed: int = 0,
-              eval_split: str = "test", log=print, out=None, command: str | None = None) -> dict:
-    "Train and evaluate registered methods (all by default) on one dataset; returns (and with `out`, writes) the results and a record of the run."
+              eval_split: str = "test", log=print, out=None, command: str | None = None, eval_dataset: str | None = None,
+              eval_root=None, eval_annotations=None) -> dict:
+    "Train registered methods (all by default) on `dataset`'s train split and evaluate them on `eval_split` of the same dataset — or of `eval_dataset` (read from `eval_root`, `eval_annotations`), the cross-dataset test, vocabularies and statistics still from the training set; returns (and with `out`, writes) the results and a record of the run."
     from crossmodal_course.formats import load_dataset
     if not isinstance(seed, int) or seed < 0: raise UsageError(f"--seed {seed}: expected a whole number ≥ 0")
     t0, code = time.perf_counter(), code_fingerprint()          # the code as the run starts (files may change during it)
@@ -125,8 +128,9 @@ def reproduce(dataset: str = "shapes", root=None, annotations=None, methods=None
     if out is not None: check_output_path(out)
     with Timer() as t_data:
         train = load_dataset(dataset, root=root, annotations=annotations, split="train")
-        test = load_dataset(dataset, root=root, annotations=annotations, split=eval_split)
-    log(f"{dataset}: train {len(train)} images / {train.n_captions} captions; {eval_split} {len(test)} images / "
+        test = (load_dataset(dataset, root=root, annotations=annotations, split=eval_split) if eval_dataset is None else
+                load_dataset(eval_dataset, root=eval_root, annotations=eval_annotations, split=eval_split))
+    log(f"{dataset}: train {len(train)} images / {train.n_captions} captions; {'' if eval_dataset is None else eval_dataset + ' / '}{eval_split} {len(test)} images / "
         f"{test.n_captions} captions (loaded in {t_data.seconds:.1f} s)")
     results = {}
     for name in names:
@@ -137,15 +141,15 @@ def reproduce(dataset: str = "shapes", root=None, annotations=None, methods=None
         results[name] = evaluate_sims(sims, test) | {"train_seconds": t.seconds}
         log(f"  {name}: rSum {results[name]['rsum']:.1f} ({t.seconds:.1f} s)")
     if command is None:
-        command = f"reproduce(dataset={dataset!r}, methods={methods!r}, quick={quick}, seed={seed}, eval_split={eval_split!r})"
-    res = round_floats({"dataset": dataset, "eval_split": eval_split, "quick": quick, "seed": seed, "methods": results,
+        command = f"reproduce(dataset={dataset!r}, methods={methods!r}, quick={quick}, seed={seed}, eval_split={eval_split!r}" + ("" if eval_dataset is None else f", eval_dataset={eval_dataset!r}") + ")"
+    res = round_floats({"dataset": dataset, "eval_dataset": eval_dataset or dataset, "eval_split": eval_split, "quick": quick, "seed": seed, "methods": results,
                         "run": run_record(command, time.perf_counter() - t0, code)})
     if out is not None: write_json(out, res)
     return res
 
 # %% ../nbs/08b_results.ipynb #6aedef63
 def results_table(res: dict):
-    "The results of `reproduce` as a pandas DataFrame (recalls in %, mAP@all in %, seconds)."
+    "The results of `reproduce` as a pandas DataFrame (recalls in %, the rSum with its 95% bootstrap interval over test images when recorded, mAP@all in %, seconds)."
     import pandas as pd
     rows = {}
     for name, m in res["methods"].items():
@@ -153,7 +157,10 @@ def results_table(res: dict):
                       "t2i R@1": m["t2i"]["r1"], "t2i R@5": m["t2i"]["r5"], "t2i R@10": m["t2i"]["r10"], "rSum": m["rsum"],
                       "mAP i2t": None if m["map_i2t"] is None else 100 * m["map_i2t"],
                       "mAP t2i": None if m["map_t2i"] is None else 100 * m["map_t2i"], "train s": m["train_seconds"]}
-    return pd.DataFrame(rows).T.astype(float).round(1)
+    df = pd.DataFrame(rows).T.astype(float).round(1)
+    if all("rsum_95" in m for m in res["methods"].values()):
+        df.insert(df.columns.get_loc("rSum") + 1, "rSum 95% CI", [f"{lo:.1f}–{hi:.1f}" for lo, hi in (m["rsum_95"] for m in res["methods"].values())])
+    return df
 
 def markdown_table(df, na: str = "–") -> str:
     "A DataFrame as a Markdown table (for the README and the docs), numbers as shown by pandas."

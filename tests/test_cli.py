@@ -91,6 +91,18 @@ def test_reproduce_json(tmp_path):
     from crossmodal_course.results import code_fingerprint
     assert run_["code"] == code_fingerprint() and run_["seconds"] > 0
 
+def test_reproduce_across_datasets(tmp_path):
+    from crossmodal_course.formats import write_flickr8k_fixture
+    root = write_flickr8k_fixture(tmp_path / "flickr8k")
+    out = tmp_path / "cross.json"
+    r = run("reproduce", "--methods", "random", "--quick", "--eval-dataset", "flickr8k", "--eval-root", root, "--eval-split", "dev", "--json", out)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert (res["dataset"], res["eval_dataset"], res["eval_split"]) == ("shapes", "flickr8k", "dev")
+    assert "Results on flickr8k / dev (trained on shapes)" in r.stdout
+    bad = run("reproduce", "--methods", "random", "--quick", "--eval-dataset", "flickr8k", "--eval-root", tmp_path / "nowhere")
+    assert bad.returncode == 2 and "nowhere" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+
 def test_reproduce_unknown_method():
     r = run("reproduce", "--methods", "random,nope")
     assert r.returncode == 2 and "nope" in r.stderr and "Traceback" not in r.stderr
@@ -156,6 +168,7 @@ def test_metrics_json_rounded(tmp_path):
     (("--methods", ","), "expected comma-separated"),
     (("--methods", "random,random"), "named twice"),
     (("--methods", "random", "--seed", "-1"), "--seed -1"),
+    (("--methods", "random", "--eval-root", "x"), "need --eval-dataset"),
 ])
 def test_reproduce_bad_arguments_fail_before_training(argv, expected):
     r = run("reproduce", *argv)
