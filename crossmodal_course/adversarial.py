@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import Timer, l2_normalize, map_at_all, progress, register_method, set_seed
+from .core import Timer, l2_normalize, map_at_all, mean_sd, progress, register_method, set_seed
 from .data import CaptionDataset, DataError, atomic_save_npz, cache_dir, cache_key, simple_image_features, train_subset
 from .training import fit
 
@@ -308,8 +308,7 @@ def seed_table(runs: dict, seeds: Sequence[int] = (0, 1, 2), desc: str = "runs")
     for name, res in raw.items():
         row = {}
         for k, col in (("map_i2t", "i2t"), ("map_t2i", "t2i"), ("map_avg", "average")):
-            v = np.array([r[k] for r in res])
-            row[col] = f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f}"
+            row[col] = mean_sd([r[k] for r in res], 3)
         rows[name] = row
     table = pd.DataFrame(rows).T
     table.attrs["raw"] = {name: {k: [float(r[k]) for r in res] for k in ("map_i2t", "map_t2i", "map_avg")} for name, res in raw.items()}

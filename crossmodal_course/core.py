@@ -11,8 +11,8 @@ import numpy as np
 # %% auto #0
 __all__ = ['METHODS', 'l2_normalize', 'cosine_sim', 'img_of_caption_for', 'i2t_ranks_loop', 't2i_ranks_loop', 'i2t_ranks',
            't2i_ranks', 'recall_at_k', 'rank_summary', 'retrieval_metrics', 'plot_recall_curves', 'average_precisions',
-           'mean_average_precision', 'map_at_all', 'map_at_k', 'time_metrics', 'set_seed', 'Timer', 'progress_enabled',
-           'progress', 'register_method']
+           'mean_average_precision', 'map_at_all', 'map_at_k', 'time_metrics', 'set_seed', 'Timer', 'mean_sd',
+           'progress_enabled', 'progress', 'register_method']
 
 # %% ../nbs/00_core.ipynb #85d7e5b4
 def l2_normalize(x, axis: int = -1, eps: float = 1e-12):
@@ -218,6 +218,12 @@ class Timer:
     "Context manager measuring wall-clock seconds in `.seconds`."
     def __enter__(self): self.start = time.perf_counter(); return self
     def __exit__(self, *exc): self.seconds = time.perf_counter() - self.start
+
+# %% ../nbs/00_core.ipynb #92f7e0b5
+def mean_sd(values, digits: int = 1) -> str:
+    "'mean ± sd' of per-seed values: the sample standard deviation (ddof=1; 0 for one value), both with `digits` decimals."
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.{digits}f}"
 
 # %% ../nbs/00_core.ipynb #cd35fdd4
 def progress_enabled() -> bool:

@@ -16,7 +16,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
 from sklearn.feature_extraction.text import TfidfVectorizer
-from .core import Timer, register_method, retrieval_metrics, set_seed
+from .core import Timer, mean_sd, register_method, retrieval_metrics, set_seed
 from .data import (CaptionDataset, CaptionTextDataset, Vocab, cache_dir, cache_key, collate_captions, eval_loaders,
                                     pair_loader, tokenize, train_subset)
 from .image import (ImageEncoder, dataset_fingerprint, extract_features, proxy_image_encoder, split_holdout,
@@ -265,9 +265,9 @@ def seed_table(rows: dict, columns: dict = METRIC_COLUMNS, digits: int = 1):
     for name, ms in rows.items():
         r = {}
         for col, (d, k) in columns.items():
-            v = np.array([m[d][k] for m in ms]); r[col] = f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0:.{digits}f}"
+            r[col] = mean_sd([m[d][k] for m in ms], digits)
         rs = np.array([m["rsum"] for m in ms])
-        r.update({"rSum": f"{rs.mean():.{digits}f} ± {rs.std(ddof=1) if len(rs) > 1 else 0:.{digits}f}",
+        r.update({"rSum": mean_sd(rs, digits),
                   "rSum mean": rs.mean(), "rSum sd": rs.std(ddof=1) if len(rs) > 1 else 0.0, "seeds": len(rs)})
         out[name] = r
     return pd.DataFrame(out).T
