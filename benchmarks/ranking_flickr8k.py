@@ -23,36 +23,20 @@ Timings: wall-clock seconds and CPU seconds of this process (`time.process_time`
 shared, loaded machine the wall-clock time is what one waited; the CPU seconds are close to what the same work takes on
 an idle machine with --threads 1."""
 import argparse, os, time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
-import crossmodal_course.joint as joint
 from crossmodal_course.core import Timer, retrieval_metrics
 from crossmodal_course.data import Vocab
 from crossmodal_course.formats import load_flickr8k
 from crossmodal_course.image import split_holdout, extract_features, pretrained_encoder, proxy_image_encoder
 from crossmodal_course.joint import JointConfig, embed_split, split_sims, train_joint
-from crossmodal_course.text import GRUEncoder, pretrained_embedding
 
 DEFAULT_ROOT = Path(os.environ.get("CROSSMODAL_FLICKR8K", Path(__file__).resolve().parents[2] / "shared/data/flickr8k"))
 WORD_DIM = 50
-
-
-def text_encoder_maker(words: str):
-    "A replacement for `joint.make_text_encoder` (train_joint's build_joint looks it up at call time): the same GRU, its 50-d embedding random or from GloVe 6B."
-    def make(kind, vocab, out_dim=256, word_dim=128, seed=0):
-        if kind != "gru": raise ValueError("this benchmark uses the GRU text encoder")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            if words == "glove": emb, _ = pretrained_embedding(vocab, "glove-6b-50d", freeze=False, seed=seed)
-            else: emb = nn.Embedding(len(vocab), WORD_DIM, padding_idx=0)
-            return GRUEncoder(emb, hidden_dim=out_dim // 2, bidirectional=True)
-    return make
 
 
 def main(argv=None):
@@ -91,21 +75,18 @@ def main(argv=None):
         print(f"image side {image}: {enc.name} at {enc.input_size}×{enc.input_size}, {enc.out_dim}-d; network + features "
               f"for {len(fit_part) + len(hold) + len(dev)} images in {t.seconds:.0f} s, {enc_cpu[image]:.0f} CPU s (≈0 if cached)", flush=True)
 
-    rows, real_maker = [], joint.make_text_encoder
+    rows = []
     for image in a.image:
         feats_dev = extract_features(encoders[image], dev)
         for words in a.words:
             for loss in a.loss:
-                cfg = JointConfig(loss=loss, text_encoder="gru", n_epochs=a.epochs, warmup_epochs=1)
-                joint.make_text_encoder = text_encoder_maker(words)
+                cfg = JointConfig(loss=loss, text_encoder="gru", n_epochs=a.epochs, warmup_epochs=1, word_dim=WORD_DIM)
                 cpu0 = time.process_time()
-                try:
-                    with Timer() as t:
-                        model, hist = train_joint(fit_part, hold, vocab, encoders[image], cfg, seed=a.seed,
-                                                     desc=f"{image}/{words}/{loss}")
-                        img, cap = embed_split(model, dev, vocab, torch.as_tensor(feats_dev))
-                        m = retrieval_metrics(split_sims(model, img, cap), img_of_caption=dev.img_of_caption)
-                finally: joint.make_text_encoder = real_maker
+                with Timer() as t:
+                    model, hist = train_joint(fit_part, hold, vocab, encoders[image], cfg, seed=a.seed, desc=f"{image}/{words}/{loss}",
+                                              word_vectors="glove-6b-50d" if words == "glove" else None)
+                    img, cap = embed_split(model, dev, vocab, torch.as_tensor(feats_dev))
+                    m = retrieval_metrics(split_sims(model, img, cap), img_of_caption=dev.img_of_caption)
                 cpu = time.process_time() - cpu0
                 row = {"image": image, "words": words, "loss": loss,
                        **{f"{d} R@{k}": m[d][f"r{k}"] for d in ("i2t", "t2i") for k in (1, 5, 10)},

