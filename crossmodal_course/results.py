@@ -20,7 +20,7 @@ __all__ = ['METHOD_MODULES', 'RESULT_MODULES', 'EXACT_METHODS', 'RESULTS_DIR', '
 
 # %% ../nbs/08b_results.ipynb #fb2c5fa6
 METHOD_MODULES = ("crossmodal_course.data", "crossmodal_course.text", "crossmodal_course.image", "crossmodal_course.joint",
-                  "crossmodal_course.adversarial")
+                  "crossmodal_course.adversarial", "crossmodal_course.generative")
 
 class UsageError(InputError):
     "A bad argument (an unknown method, an unwritable output path): one line on the command line, exit code 2."
