@@ -146,6 +146,7 @@ def reproduce_arguments(p):
     p.add_argument("--eval-root", metavar="DIR", help="the evaluation dataset's folder (with --eval-dataset)")
     p.add_argument("--eval-annotations", metavar="FILE", help="the evaluation dataset's annotation file (with --eval-dataset)")
     p.add_argument("--pretrained", action="store_true", help="the real-photo track: joint methods on ImageNet EfficientNet-Lite0 features with GloVe 6B words (needs the `pretrained` extra); other methods run as usual")
+    p.add_argument("--paired-fraction", type=float, metavar="F", help="keep this share of the training images paired (0 < F ≤ 1): methods that use unpaired data (tsr) get the rest unpaired, the others train on the pairs only")
     p.add_argument("--seed", type=int, default=0, help="random seed of every method (default: 0)")
     p.add_argument("--json", metavar="PATH", help="also write the results and a record of the run (command, commit, date, machine, seconds) to PATH")
 
@@ -161,7 +162,8 @@ def cmd_reproduce(args) -> int:
     res = reproduce(args.dataset, root=args.root, annotations=args.annotations, methods=args.methods, quick=args.quick,
                     seed=args.seed, eval_split=args.eval_split, log=lambda s: print(s, file=sys.stderr, flush=True),
                     out=args.json, command=args.command_line, eval_dataset=args.eval_dataset, eval_root=args.eval_root,
-                    eval_annotations=args.eval_annotations, pretrained=args.pretrained)
+                    eval_annotations=args.eval_annotations, pretrained=args.pretrained,
+                    paired_fraction=args.paired_fraction)
     print(f"\nResults on {res['eval_dataset']} / {res['eval_split']} (trained on {res['dataset']}) ({'quick' if res['quick'] else 'full'} run; "
           "recalls and mAP@all in %, rSum = sum of the six recalls):")
     print(results_table(res).to_string(na_rep="-"))

@@ -20,7 +20,7 @@ __all__ = ['METHOD_MODULES', 'RESULT_MODULES', 'EXACT_METHODS', 'RESULTS_DIR', '
 
 # %% ../nbs/08b_results.ipynb #fb2c5fa6
 METHOD_MODULES = ("crossmodal_course.data", "crossmodal_course.text", "crossmodal_course.image", "crossmodal_course.joint",
-                  "crossmodal_course.adversarial", "crossmodal_course.generative")
+                  "crossmodal_course.adversarial", "crossmodal_course.generative", "crossmodal_course.twostep")
 
 class UsageError(InputError):
     "A bad argument (an unknown method, an unwritable output path): one line on the command line, exit code 2."
@@ -118,14 +118,17 @@ def write_json(path, obj) -> Path:
 
 def reproduce(dataset: str = "shapes", root=None, annotations=None, methods=None, quick: bool = False, seed: int = 0,
               eval_split: str = "test", log=print, out=None, command: str | None = None, eval_dataset: str | None = None,
-              eval_root=None, eval_annotations=None, pretrained: bool = False) -> dict:
-    "Train registered methods (all by default) on `dataset`'s train split and evaluate them on `eval_split` of the same dataset — or of `eval_dataset` (read from `eval_root`, `eval_annotations`), the cross-dataset test, vocabularies and statistics still from the training set. `pretrained=True` hands `pretrained=True` to every method that takes it (the joint methods: ImageNet EfficientNet-Lite0 features and GloVe 6B words — the `pretrained` extra) and runs the others as they are; each result records which. Returns (and with `out`, writes) the results and a record of the run."
+              eval_root=None, eval_annotations=None, pretrained: bool = False, paired_fraction: float | None = None) -> dict:
+    "Train registered methods (all by default) on `dataset`'s train split and evaluate them on `eval_split` of the same dataset — or of `eval_dataset` (read from `eval_root`, `eval_annotations`), the cross-dataset test, vocabularies and statistics still from the training set. `pretrained=True` hands `pretrained=True` to every method that takes it (the joint methods: ImageNet EfficientNet-Lite0 features and GloVe 6B words — the `pretrained` extra) and runs the others as they are; each result records which. `paired_fraction` (0 < f ≤ 1) keeps that share of the training images paired (`data.partial_pairing`, from `seed`): methods that can use unpaired data (a `paired_fraction` parameter, e.g. `tsr`) get the whole split and the fraction, every other method trains on the paired images only — the same fraction, each method drawing its pairs after its own subsampling. Returns (and with `out`, writes) the results and a record of the run."
     from crossmodal_course.formats import load_dataset
     if not isinstance(seed, int) or seed < 0: raise UsageError(f"--seed {seed}: expected a whole number ≥ 0")
+    if paired_fraction is not None and not 0 < paired_fraction <= 1:
+        raise UsageError(f"--paired-fraction {paired_fraction}: expected a number in (0, 1]")
     t0, code = time.perf_counter(), code_fingerprint()          # the code as the run starts (files may change during it)
     available = load_methods()
     names = parse_methods(methods, available)
     takes_pretrained = {n: "pretrained" in inspect.signature(available[n]["fn"]).parameters for n in names}
+    takes_fraction = {n: "paired_fraction" in inspect.signature(available[n]["fn"]).parameters for n in names}
     if pretrained:                              # the extra's packages, checked before any training
         from crossmodal_course.text import import_extra
         try:
@@ -138,20 +141,32 @@ def reproduce(dataset: str = "shapes", root=None, annotations=None, methods=None
                 load_dataset(eval_dataset, root=eval_root, annotations=eval_annotations, split=eval_split))
     log(f"{dataset}: train {len(train)} images / {train.n_captions} captions; {'' if eval_dataset is None else eval_dataset + ' / '}{eval_split} {len(test)} images / "
         f"{test.n_captions} captions (loaded in {t_data.seconds:.1f} s)")
+    paired_train = train
+    if paired_fraction is not None and paired_fraction < 1:
+        from crossmodal_course.data import partial_pairing
+        paired_train = partial_pairing(train, paired_fraction, seed).paired
+        log(f"paired fraction {paired_fraction}: {len(paired_train)} of {len(train)} training images paired; "
+            f"unpaired data only for {[n for n in names if takes_fraction[n]] or 'no method'}")
     results = {}
     for name in names:
         set_seed(seed)
         kw = {"pretrained": True} if pretrained and takes_pretrained[name] else {}
-        with Timer() as t: sims = np.asarray(available[name]["fn"](train, test, quick=quick, seed=seed, **kw))
+        fit_on = train
+        if paired_fraction is not None:
+            if takes_fraction[name]: kw["paired_fraction"] = paired_fraction
+            else: fit_on = paired_train
+        with Timer() as t: sims = np.asarray(available[name]["fn"](fit_on, test, quick=quick, seed=seed, **kw))
         if sims.shape != (len(test), test.n_captions):
             raise RuntimeError(f"method {name} returned shape {sims.shape}, expected {(len(test), test.n_captions)}")
-        results[name] = evaluate_sims(sims, test) | {"train_seconds": t.seconds} | ({"pretrained": bool(kw)} if pretrained else {})
+        results[name] = (evaluate_sims(sims, test) | {"train_seconds": t.seconds} | ({"pretrained": "pretrained" in kw} if pretrained else {})
+                         | ({"uses_unpaired": "paired_fraction" in kw} if paired_fraction is not None else {}))
         log(f"  {name}: rSum {results[name]['rsum']:.1f} ({t.seconds:.1f} s)")
     if command is None:
         command = (f"reproduce(dataset={dataset!r}, methods={methods!r}, quick={quick}, seed={seed}, eval_split={eval_split!r}"
-                   + ("" if eval_dataset is None else f", eval_dataset={eval_dataset!r}") + (", pretrained=True" if pretrained else "") + ")")
+                   + ("" if eval_dataset is None else f", eval_dataset={eval_dataset!r}") + (", pretrained=True" if pretrained else "")
+                   + ("" if paired_fraction is None else f", paired_fraction={paired_fraction}") + ")")
     res = round_floats({"dataset": dataset, "eval_dataset": eval_dataset or dataset, "eval_split": eval_split, "pretrained": pretrained,
-                        "quick": quick, "seed": seed, "methods": results,
+                        "paired_fraction": paired_fraction, "quick": quick, "seed": seed, "methods": results,
                         "run": run_record(command, time.perf_counter() - t0, code)})
     if out is not None: write_json(out, res)
     return res

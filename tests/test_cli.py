@@ -187,3 +187,23 @@ def test_reproduce_read_only_output_folder(tmp_path):
     ro = tmp_path / "ro"; ro.mkdir(); ro.chmod(0o500)
     r = run("reproduce", "--methods", "random", "--json", ro / "r.json")
     assert r.returncode == 2 and "no permission" in r.stderr
+
+
+def test_reproduce_paired_fraction_gives_unpaired_data_only_to_methods_that_use_it(monkeypatch):
+    "`paired_fraction`: a method with that parameter gets the whole split and the fraction; any other trains on the paired images only."
+    from crossmodal_course import core
+    from crossmodal_course.data import partial_pairing, shapes_dataset
+    from crossmodal_course.results import reproduce
+    seen = {}
+    def plain(train, test, *, quick=False, seed=0):
+        seen["plain"] = len(train); return np.zeros((len(test), test.n_captions))
+    def pair_aware(train, test, *, quick=False, seed=0, paired_fraction=1.0):
+        seen["aware"] = (len(train), paired_fraction); return np.zeros((len(test), test.n_captions))
+    monkeypatch.setitem(core.METHODS, "probe-plain", {"fn": plain, "description": "test"})
+    monkeypatch.setitem(core.METHODS, "probe-aware", {"fn": pair_aware, "description": "test"})
+    res = reproduce("shapes", methods="probe-plain,probe-aware", quick=True, paired_fraction=0.25, seed=3, log=lambda s: None)
+    n_train = len(shapes_dataset("train"))
+    assert seen["plain"] == len(partial_pairing(shapes_dataset("train"), 0.25, 3).paired) == round(0.25 * n_train)
+    assert seen["aware"] == (n_train, 0.25)
+    assert res["paired_fraction"] == 0.25 and res["methods"]["probe-aware"]["uses_unpaired"] and not res["methods"]["probe-plain"]["uses_unpaired"]
+    assert "paired_fraction=0.25" in res["run"]["command"]
