@@ -163,8 +163,10 @@ def test_check_images_names_broken_files(tmp_path):
 def test_ctrl_c_exits_130_with_one_line(cache):
     p = subprocess.Popen([str(PROG), "reproduce", "--methods", "cca"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env=os.environ | {"CROSSMODAL_COURSE_CACHE": str(cache)})
-    time.sleep(8)                                           # past imports, into loading or training
+    first = p.stderr.readline()                             # the data are loaded: past imports, training has started
+    time.sleep(1)
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=120)
+    out, rest = p.communicate(timeout=120)
+    err = first + rest
     assert p.returncode == 130, (p.returncode, err)
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "crossmodal-course: interrupted"
