@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_adversarial.ipynb #c003
 from __future__ import annotations
-import json, math, os, warnings
+import math, warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .core import Timer, l2_normalize, map_at_all, mean_sd, progress, register_method, set_seed
-from .data import CaptionDataset, DataError, atomic_save_npz, cache_dir, cache_key, simple_image_features, train_subset
+from .data import CaptionDataset, atomic_save_npz, cache_dir, cache_key, simple_image_features, train_subset
 from .training import fit
 
 # %% auto #0

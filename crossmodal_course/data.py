@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #dd3b1f2c
 from __future__ import annotations
-import hashlib, json, os, re, tempfile, warnings
+import hashlib, json, os, re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from .core import METHODS, Timer, register_method, retrieval_metrics, l2_normalize
+from .core import register_method, l2_normalize
 from .files import InputError, atomic_write, clean_orphans, load_npz, read_cache
 
 # %% auto #0

@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Callable
 
 # %% auto #0
-__all__ = ['TMP_SUFFIX', 'InputError', 'atomic_write', 'clean_orphans', 'read_cache', 'load_npz']
+__all__ = ['TMP_SUFFIX', 'InputError', 'UsageError', 'atomic_write', 'clean_orphans', 'read_cache', 'load_npz']
 
 # %% ../nbs/00a_files.ipynb #2c87a2cb
 class InputError(ValueError):
     "Bad input a user can fix (a file, a line, an option): the command line prints it as one line and exits with code 2."
+
+class UsageError(InputError):
+    "A bad option or argument on the command line (an unknown method, an unwritable output path, a malformed number): one line, exit code 2."
 
 # %% ../nbs/00a_files.ipynb #a6090c6e
 TMP_SUFFIX = ".tmp"

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
-from .data import CaptionDataset, DataError, load_rgb
+from .data import CaptionDataset, DataError
 
 # %% auto #0
 __all__ = ['FIXTURE_COLOURS', 'FLICKR8K_QUIRK_ID', 'FLICKR8K_SPLITS', 'FLICKR8K_LAYOUT', 'KARPATHY_SPLITS', 'PASCAL_SPLITS',

@@ -18,7 +18,7 @@ from torchvision.transforms import v2
 from .core import Timer, l2_normalize, map_at_all, progress, register_method, set_seed
 from .data import (COLOURS, SHAPES, CaptionDataset, ImageDataset, atomic_save_npz, cache_dir,
                                     cache_key, tfidf_cca_sims, tokenize, train_subset)
-from .text import MissingExtraError, import_extra
+from .text import import_extra
 from .training import History, fit
 
 # %% auto #0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_text.ipynb #aed2ec8d
 from __future__ import annotations
-import gzip, os, warnings
+import gzip, warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01b_training.ipynb #43311f5d
 from __future__ import annotations
-import atexit, math, os, random, sys, tempfile, time
+import atexit, math, os, random, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +15,7 @@ from torch import nn
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
-from .core import Timer, progress, set_seed
+from .core import progress, set_seed
 
 # %% auto #0
 __all__ = ['default_device', 'to_device', 'atomic_torch_save', 'load_checkpoint', 'DistInfo', 'launched_by_torchrun', 'dist_info',
