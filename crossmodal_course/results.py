@@ -4,16 +4,16 @@
 
 # %% ../nbs/08b_results.ipynb #5be3771f
 from __future__ import annotations
-import hashlib, importlib, importlib.metadata, importlib.util, inspect, json, os, platform, subprocess, sys, time
+import hashlib, importlib, importlib.metadata, importlib.util, inspect, json, os, platform, subprocess, time
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
 from .core import METHODS, Timer, map_at_all, retrieval_metrics, set_seed
 from .evaluation import rsum_interval
-from .files import InputError, atomic_write
+from .files import UsageError, atomic_write
 
 # %% auto #0
-__all__ = ['METHOD_MODULES', 'RESULT_MODULES', 'EXACT_METHODS', 'RESULTS_DIR', 'UsageError', 'load_methods', 'parse_methods',
+__all__ = ['METHOD_MODULES', 'RESULT_MODULES', 'EXACT_METHODS', 'RESULTS_DIR', 'load_methods', 'parse_methods',
            'check_output_path', 'code_fingerprint', 'git_commit', 'machine', 'run_record', 'round_floats',
            'evaluate_sims', 'write_json', 'reproduce', 'results_table', 'markdown_table', 'compare_results',
            'check_fingerprint', 'check_results']
@@ -22,8 +22,6 @@ __all__ = ['METHOD_MODULES', 'RESULT_MODULES', 'EXACT_METHODS', 'RESULTS_DIR', '
 METHOD_MODULES = ("crossmodal_course.data", "crossmodal_course.text", "crossmodal_course.image", "crossmodal_course.joint",
                   "crossmodal_course.adversarial", "crossmodal_course.generative", "crossmodal_course.twostep")
 
-class UsageError(InputError):
-    "A bad argument (an unknown method, an unwritable output path): one line on the command line, exit code 2."
 
 def load_methods(modules=METHOD_MODULES) -> dict:
     "Import every module that registers methods (a missing one raises) and return the complete registry `{name: {'fn', 'description'}}`."
@@ -118,8 +116,9 @@ def write_json(path, obj) -> Path:
 
 def reproduce(dataset: str = "shapes", root=None, annotations=None, methods=None, quick: bool = False, seed: int = 0,
               eval_split: str = "test", log=print, out=None, command: str | None = None, eval_dataset: str | None = None,
-              eval_root=None, eval_annotations=None, pretrained: bool = False, paired_fraction: float | None = None) -> dict:
-    "Train registered methods (all by default) on `dataset`'s train split and evaluate them on `eval_split` of the same dataset — or of `eval_dataset` (read from `eval_root`, `eval_annotations`), the cross-dataset test, vocabularies and statistics still from the training set. `pretrained=True` hands `pretrained=True` to every method that takes it (the joint methods: ImageNet EfficientNet-Lite0 features and GloVe 6B words — the `pretrained` extra) and runs the others as they are; each result records which. `paired_fraction` (0 < f ≤ 1) keeps that share of the training images paired (`data.partial_pairing`, from `seed`): methods that can use unpaired data (a `paired_fraction` parameter, e.g. `tsr`) get the whole split and the fraction, every other method trains on the paired images only — the same fraction, each method drawing its pairs after its own subsampling. Returns (and with `out`, writes) the results and a record of the run."
+              eval_root=None, eval_annotations=None, pretrained: bool = False, paired_fraction: float | None = None,
+              save_model=None) -> dict:
+    "Train registered methods (all by default) on `dataset`'s train split and evaluate them on `eval_split` of the same dataset — or of `eval_dataset` (read from `eval_root`, `eval_annotations`), the cross-dataset test, vocabularies and statistics still from the training set. `pretrained=True` hands `pretrained=True` to every method that takes it (the joint methods: ImageNet EfficientNet-Lite0 features and GloVe 6B words — the `pretrained` extra) and runs the others as they are; each result records which. `paired_fraction` (0 < f ≤ 1) keeps that share of the training images paired (`data.partial_pairing`, from `seed`): methods that can use unpaired data (a `paired_fraction` parameter, e.g. `tsr`) get the whole split and the fraction, every other method trains on the paired images only — the same fraction, each method drawing its pairs after its own subsampling. `save_model` (a folder) keeps the trained model of every method that can save one (a `save_model` parameter: the joint methods) as `<folder>/<method>.pt`, the file `search index --model` reads; each result records its path. Returns (and with `out`, writes) the results and a record of the run."
     from crossmodal_course.formats import load_dataset
     if not isinstance(seed, int) or seed < 0: raise UsageError(f"--seed {seed}: expected a whole number ≥ 0")
     if paired_fraction is not None and not 0 < paired_fraction <= 1:
@@ -129,6 +128,12 @@ def reproduce(dataset: str = "shapes", root=None, annotations=None, methods=None
     names = parse_methods(methods, available)
     takes_pretrained = {n: "pretrained" in inspect.signature(available[n]["fn"]).parameters for n in names}
     takes_fraction = {n: "paired_fraction" in inspect.signature(available[n]["fn"]).parameters for n in names}
+    takes_save = {n: "save_model" in inspect.signature(available[n]["fn"]).parameters for n in names}
+    if save_model is not None:
+        if pretrained: raise UsageError("--save-model: only models over the course's small CNN can be saved; not with --pretrained")
+        if not any(takes_save.values()): raise UsageError(f"--save-model: none of {', '.join(names)} saves a model (the joint methods do)")
+        save_model = Path(save_model)
+        if save_model.exists() and not save_model.is_dir(): raise UsageError(f"--save-model {save_model}: exists and is not a folder")
     if pretrained:                              # the extra's packages, checked before any training
         from crossmodal_course.text import import_extra
         try:
@@ -155,12 +160,15 @@ def reproduce(dataset: str = "shapes", root=None, annotations=None, methods=None
         if paired_fraction is not None:
             if takes_fraction[name]: kw["paired_fraction"] = paired_fraction
             else: fit_on = paired_train
+        if save_model is not None and takes_save[name]:
+            save_model.mkdir(parents=True, exist_ok=True); kw["save_model"] = save_model / f"{name}.pt"
         with Timer() as t: sims = np.asarray(available[name]["fn"](fit_on, test, quick=quick, seed=seed, **kw))
         if sims.shape != (len(test), test.n_captions):
             raise RuntimeError(f"method {name} returned shape {sims.shape}, expected {(len(test), test.n_captions)}")
         results[name] = (evaluate_sims(sims, test) | {"train_seconds": t.seconds} | ({"pretrained": "pretrained" in kw} if pretrained else {})
-                         | ({"uses_unpaired": "paired_fraction" in kw} if paired_fraction is not None else {}))
-        log(f"  {name}: rSum {results[name]['rsum']:.1f} ({t.seconds:.1f} s)")
+                         | ({"uses_unpaired": "paired_fraction" in kw} if paired_fraction is not None else {})
+                         | ({"model": str(kw["save_model"])} if "save_model" in kw else {}))
+        log(f"  {name}: rSum {results[name]['rsum']:.1f} ({t.seconds:.1f} s)" + (f"; model saved to {kw['save_model']}" if "save_model" in kw else ""))
     if command is None:
         command = (f"reproduce(dataset={dataset!r}, methods={methods!r}, quick={quick}, seed={seed}, eval_split={eval_split!r}"
                    + ("" if eval_dataset is None else f", eval_dataset={eval_dataset!r}") + (", pretrained=True" if pretrained else "")

@@ -207,3 +207,49 @@ def test_reproduce_paired_fraction_gives_unpaired_data_only_to_methods_that_use_
     assert seen["aware"] == (n_train, 0.25)
     assert res["paired_fraction"] == 0.25 and res["methods"]["probe-aware"]["uses_unpaired"] and not res["methods"]["probe-plain"]["uses_unpaired"]
     assert "paired_fraction=0.25" in res["run"]["command"]
+
+
+def test_reproduce_save_model_hands_a_path_only_to_methods_that_save(monkeypatch, tmp_path):
+    "`save_model`: a method with that parameter gets `<folder>/<name>.pt` and the result records it; others run as usual; bad uses are usage errors."
+    from crossmodal_course import core
+    from crossmodal_course.files import UsageError
+    from crossmodal_course.results import reproduce
+    seen = {}
+    def plain(train, test, *, quick=False, seed=0):
+        seen["plain"] = True; return np.zeros((len(test), test.n_captions))
+    def saver(train, test, *, quick=False, seed=0, save_model=None):
+        seen["saver"] = save_model; Path(save_model).write_bytes(b"model"); return np.zeros((len(test), test.n_captions))
+    monkeypatch.setitem(core.METHODS, "probe-plain", {"fn": plain, "description": "test"})
+    monkeypatch.setitem(core.METHODS, "probe-saver", {"fn": saver, "description": "test"})
+    res = reproduce("shapes", methods="probe-plain,probe-saver", quick=True, save_model=tmp_path / "models", log=lambda s: None)
+    assert seen["plain"] and seen["saver"] == tmp_path / "models" / "probe-saver.pt" and seen["saver"].read_bytes() == b"model"
+    assert res["methods"]["probe-saver"]["model"] == str(tmp_path / "models" / "probe-saver.pt") and "model" not in res["methods"]["probe-plain"]
+    (tmp_path / "file").write_text("x")
+    for kw, msg in [({"save_model": tmp_path / "file"}, "is not a folder"), ({"save_model": tmp_path, "pretrained": True}, "not with --pretrained")]:
+        with pytest.raises(UsageError, match=msg): reproduce("shapes", methods="probe-saver", quick=True, log=lambda s: None, **kw)
+    with pytest.raises(UsageError, match="none of probe-plain saves a model"):
+        reproduce("shapes", methods="probe-plain", quick=True, save_model=tmp_path / "m2", log=lambda s: None)
+
+
+def test_joint_method_saves_the_model_whose_similarities_it_returns(tmp_path):
+    "A joint method with `save_model` writes the model it evaluated: reloaded (`load_joint_model`) it gives the same test similarities, and `search index` reads it."
+    from crossmodal_course.core import METHODS
+    from crossmodal_course.data import shapes_dataset
+    from crossmodal_course.evaluation import embed_images_with, embed_texts_with, load_joint_model
+    from crossmodal_course.results import load_methods
+    load_methods()
+    train, test = shapes_dataset("train", n_images=200), shapes_dataset("test", n_images=30)
+    path = tmp_path / "vse0.pt"
+    sims = METHODS["vse0"]["fn"](train, test, quick=True, seed=0, save_model=path)
+    model, vocab, enc, info = load_joint_model(path)
+    again = embed_images_with(model, enc, test) @ embed_texts_with(model, vocab, test.captions).T
+    np.testing.assert_allclose(again, sims, atol=1e-5)
+    assert info["meta"]["method"] == "vse0" and info["meta"]["quick"] and info["config"].loss == "vse0"
+    with pytest.raises(ValueError, match="pretrained"):
+        METHODS["vse0"]["fn"](train, test, quick=True, seed=0, pretrained=True, save_model=tmp_path / "x.pt")
+
+
+def test_reproduce_save_model_option_reaches_reproduce(tmp_path):
+    "`--save-model` is wired from the command line to `reproduce`: asked of a method that cannot save, it is a one-line usage error."
+    r = run("reproduce", "--methods", "random", "--save-model", tmp_path / "models")
+    assert r.returncode == 2 and "none of random saves a model" in r.stderr and len(r.stderr.strip().splitlines()) == 1
