@@ -7,8 +7,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def set_threads(n: int) -> None:
     "Same thread count for torch, FAISS (OpenMP) and numpy's BLAS where it can still be set."
-    import torch, faiss
+    import torch, faiss, threadpoolctl                 # threadpoolctl comes with scikit-learn
     torch.set_num_threads(n); faiss.omp_set_num_threads(n)
+    threadpoolctl.threadpool_limits(n, user_api="blas")   # numpy's OpenBLAS: `exact_topk` multiplies with numpy
 
 def unit_gaussian(n: int, dim: int, seed: int) -> np.ndarray:
     "`n` unit vectors drawn uniformly on the sphere (no neighbourhood structure)."

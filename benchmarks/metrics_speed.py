@@ -23,11 +23,14 @@ n = a.images
 sims = np.random.default_rng(0).standard_normal((n, 5 * n), dtype=np.float32)
 print(f"matrix {sims.shape} float32, {sims.nbytes / 1e6:.0f} MB", flush=True)
 
-def timed(fn):
-    tracemalloc.start(); tracemalloc.reset_peak()
-    t0 = time.perf_counter(); out = fn(); dt = time.perf_counter() - t0
+def timed(fn, repeats: int = 2):
+    "Best wall-clock time of `repeats` calls without tracing (tracemalloc slows every numpy allocation down), then one traced call for the peak memory."
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter(); out = fn(); best = min(best, time.perf_counter() - t0)
+    tracemalloc.start(); tracemalloc.reset_peak(); fn()
     peak = tracemalloc.get_traced_memory()[1]; tracemalloc.stop()
-    return out, dt, peak / 1e6
+    return out, best, peak / 1e6
 
 (fast_m, t_fast, mem_fast) = timed(lambda: fast_retrieval_metrics(sims, threads=1))
 print(f"one pass, 1 thread: {t_fast:.2f} s, peak extra memory {mem_fast:.1f} MB", flush=True)
@@ -39,7 +42,7 @@ assert fast_m == core_m
 if a.sample:
     t_vsepp, same = vsepp_loop_seconds(sims, a.sample), None
 else:
-    ((vi, vt), t_vsepp, _) = timed(lambda: vsepp_loop_ranks(sims))
+    t0 = time.perf_counter(); vi, vt = vsepp_loop_ranks(sims); t_vsepp = time.perf_counter() - t0     # one run: it is slow
     i2t, t2i = fast_ranks(sims)
     m = np.repeat(np.arange(n), 5)
     # float32 scores can tie exactly; vsepp orders ties by its reversed argsort, the course by the smaller index.
@@ -61,22 +64,27 @@ with tempfile.TemporaryDirectory() as tmp:
             "from crossmodal_course.evaluation import fast_retrieval_metrics; "
             f"m = fast_retrieval_metrics(np.load(sys.argv[1]), threads={a.threads}); "
             "print(json.dumps({'rsum': m['rsum'], 'inner_s': time.perf_counter() - t0, 'maxrss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
-    t0 = time.perf_counter(); out = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True, check=True)
-    t_e2e = time.perf_counter() - t0
+    t_e2e = float("inf")
+    for _ in range(3):                                   # best of three fresh processes
+        t0 = time.perf_counter(); out = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True, check=True)
+        t_e2e = min(t_e2e, time.perf_counter() - t0)
     e2e = json.loads(out.stdout)
     assert abs(e2e["rsum"] - fast_m["rsum"]) < 1e-9
     prog = Path(sys.executable).parent / "crossmodal-course"
     t_cli = None
     if prog.exists():
-        t0 = time.perf_counter(); subprocess.run([str(prog), "metrics", str(f), "--json"], capture_output=True, check=True); t_cli = time.perf_counter() - t0
+        t_cli = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter(); subprocess.run([str(prog), "metrics", str(f), "--json"], capture_output=True, check=True)
+            t_cli = min(t_cli, time.perf_counter() - t0)
 print(f"end to end (fresh process: start-up, np.load, one pass, {a.threads} thread): {t_e2e:.2f} s, max RSS {e2e['maxrss_mb']:.0f} MB"
-      + (f"; `crossmodal-course metrics` today: {t_cli:.2f} s" if t_cli else ""), flush=True)
+      + (f"; `crossmodal-course metrics` (best of 3): {t_cli:.2f} s" if t_cli else ""), flush=True)
 res = {"shape": list(sims.shape), "vsepp_loop_s": t_vsepp, "vsepp_loop_estimated": bool(a.sample), "vsepp_comparison": same,
        "fast_1thread_s": t_fast, "fast_2threads_s": t_fast2, "core_chunked_s": t_core,
        "peak_extra_mb": {"fast_1thread": mem_fast, "fast_2threads": mem_fast2, "core_chunked": mem_core, "matrix": sims.nbytes / 1e6},
        "end_to_end_s": t_e2e, "end_to_end_maxrss_mb": e2e["maxrss_mb"], "cli_metrics_today_s": t_cli, **machine()}
 res["summary"] = {"vsepp_over_fast_1thread": round(t_vsepp / t_fast, 1), "vsepp_over_fast_2threads": round(t_vsepp / t_fast2, 1),
-                  "vsepp_over_end_to_end": round(t_vsepp / t_e2e, 1), "core_over_fast": round(t_core / t_fast, 1),
+                  "vsepp_over_end_to_end": round(t_vsepp / t_e2e, 1), "vsepp_over_cli": round(t_vsepp / t_cli, 1) if t_cli else None, "core_over_fast": round(t_core / t_fast, 1),
                   "target": ">= 100x vsepp's loop", "met_1thread": t_vsepp / t_fast >= 100}
 print(json.dumps(res["summary"]))
 print("saved", save("metrics_speed", res))

@@ -1,4 +1,4 @@
-"""Exact top-k search: `evaluation.exact_topk` (torch matmul + topk in chunks) against `faiss.IndexFlatIP`, one run, same threads.
+"""Exact top-k search: `evaluation.exact_topk` (numpy BLAS products in chunks, a running top-k per query) against `faiss.IndexFlatIP`, one run, same threads.
 
     python benchmarks/search_exact.py [--gallery 1000000] [--dim 256] [--queries 1000] [--k 10] [--threads 1] [--repeats 2]
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #56401a7a
 from __future__ import annotations
-import math, os, random, time
+import os, random, time
 from collections.abc import Sequence
 import numpy as np
 
@@ -34,13 +34,13 @@ def img_of_caption_for(n_images: int, captions_per_image: int = 5) -> np.ndarray
     return np.repeat(np.arange(n_images), captions_per_image)
 
 # %% ../nbs/00_core.ipynb #041df7ca
-def _check_sims(sims, img_of_caption, captions_per_image):
-    "Validate a similarity matrix and return it with the caption→image map."
+def _check_sims(sims, img_of_caption, captions_per_image, check_finite: bool = True):
+    "Validate a similarity matrix and return it with the caption→image map (`check_finite=False`: the caller checks the values itself, e.g. row by row while they are in cache)."
     sims = np.asarray(sims)
     if sims.ndim != 2: raise ValueError(f"sims must be a 2-D (images × captions) matrix, got shape {sims.shape}")
     n_img, n_cap = sims.shape
     if n_img == 0 or n_cap == 0: raise ValueError(f"sims is empty: shape {sims.shape}")
-    if not np.isfinite(sims).all(): raise ValueError(f"sims contains {int((~np.isfinite(sims)).sum())} NaN or infinite values")
+    if check_finite and not np.isfinite(sims).all(): raise ValueError(f"sims contains {int((~np.isfinite(sims)).sum())} NaN or infinite values")
     if img_of_caption is None:
         if n_cap != n_img * captions_per_image:
             raise ValueError(f"sims has {n_img} images and {n_cap} captions, but {captions_per_image} captions per image "

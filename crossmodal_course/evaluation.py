@@ -4,12 +4,12 @@
 
 # %% ../nbs/08_evaluation.ipynb #849df38a
 from __future__ import annotations
-import argparse, hashlib, json, os, sys, time
+import argparse, hashlib, json, time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np
-from .core import _check_sims, average_precisions, i2t_ranks, t2i_ranks, rank_summary, Timer
+from .core import _check_sims, i2t_ranks, t2i_ranks, rank_summary
 from .files import InputError
 
 
@@ -81,6 +81,8 @@ def _one_pass_rows(sims, img_of_caption, starts, ends, s_img, j_img, s_cap, lo, 
     acc8 = buf8.view(np.uint8)
     for r, i in enumerate(rows):
         row, s, j, a, b = sims[i], s_img[i], j_img[i], lo[i], hi[i]
+        if not (np.isfinite(row.min()) and np.isfinite(row.max())):      # min and max propagate NaN; no temporary array
+            raise ValueError(f"sims contains NaN or infinite values (row {i} has {int((~np.isfinite(row)).sum())})")
         # image→text: captions ahead of the best ground-truth caption j (ties: smaller caption index first)
         ge(row[:j], s, out=buf[:j]); gt(row[j:], s, out=buf[j:])
         i2t[r] = 1 + count(buf)
@@ -94,7 +96,7 @@ def _one_pass_rows(sims, img_of_caption, starts, ends, s_img, j_img, s_cap, lo, 
 
 def fast_ranks(sims, captions_per_image: int = 5, img_of_caption=None, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     "Image→text and text→image ranks (1-based, same protocol and tie rule as `i2t_ranks`/`t2i_ranks`) in one pass over the matrix with O(captions) extra memory; `threads` workers split the rows. Captions must be grouped by image (a non-decreasing `img_of_caption`); otherwise the chunked functions of `core` are used."
-    sims, img_of_caption = _check_sims(sims, img_of_caption, captions_per_image)
+    sims, img_of_caption = _check_sims(sims, img_of_caption, captions_per_image, check_finite=False)   # values: row by row below
     if np.any(np.diff(img_of_caption) < 0):
         return i2t_ranks(sims, img_of_caption=img_of_caption), t2i_ranks(sims, img_of_caption=img_of_caption)
     sims = np.ascontiguousarray(sims)
@@ -222,30 +224,45 @@ def paired_bootstrap(sims_a, sims_b, img_of_caption=None, captions_per_image: in
             "flip_share": float(flips), "confidence": confidence, "n_resamples": n_resamples}
 
 # %% ../nbs/08_evaluation.ipynb #89b2a332
+def _merge_topk(top_s, top_i, rows, r, cand_s, cand_i, k):
+    "Merge candidates (`r`: index into `rows`) into the running top-`k` of those rows, in place: by score, ties by the smaller id."
+    row_of = np.concatenate([np.repeat(np.arange(rows.size), k), r])
+    s_all = np.concatenate([top_s[rows].ravel(), cand_s]); i_all = np.concatenate([top_i[rows].ravel(), cand_i])
+    order = np.lexsort((i_all, -s_all, row_of))                          # row, then score descending, then id
+    first = np.concatenate([[0], np.cumsum(k + np.bincount(r, minlength=rows.size))[:-1]])
+    take = order[first[:, None] + np.arange(k)]                          # every row has at least its k current entries
+    top_s[rows], top_i[rows] = s_all[take], i_all[take]
+
 def exact_topk(queries, gallery, k: int = 10, chunk: int = 4096, query_chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    "Exact top-`k` inner-product search: `(scores, ids)`, each `(n_queries, k)`, best first. The gallery is scored `chunk` rows at a time (torch matmul into one reused buffer, then `topk`), and the per-chunk winners are merged at the end: memory stays at `query_chunk × chunk` scores plus `k` candidates per chunk, whatever the gallery size."
-    import torch
-    q_all = torch.as_tensor(np.ascontiguousarray(queries, dtype=np.float32))
-    g = torch.as_tensor(np.ascontiguousarray(gallery, dtype=np.float32))
+    "Exact top-`k` inner-product search: `(scores, ids)`, each `(n_queries, k)`, best first, ties by the smaller gallery id. The gallery is scored `chunk` rows at a time (one BLAS product into a reused buffer); only scores above each query's current `k`-th best are merged into its running top-`k`, so memory stays at `query_chunk × chunk` scores whatever the gallery size. NaN scores (NaN or infinite inputs) raise."
+    q_all, g = np.ascontiguousarray(queries, dtype=np.float32), np.ascontiguousarray(gallery, dtype=np.float32)
     if q_all.ndim != 2 or g.ndim != 2 or q_all.shape[1] != g.shape[1]:
-        raise ValueError(f"queries and gallery must be 2-D with the same dimension, got {tuple(q_all.shape)} and {tuple(g.shape)}")
+        raise ValueError(f"queries and gallery must be 2-D with the same dimension, got {q_all.shape} and {g.shape}")
     k = min(int(k), len(g))
     if k < 1: raise ValueError(f"k must be at least 1 and the gallery non-empty (k={k}, gallery {len(g)})")
     out_s = np.empty((len(q_all), k), dtype=np.float32); out_i = np.empty((len(q_all), k), dtype=np.int64)
-    with torch.inference_mode():
-        buf = torch.empty(min(query_chunk, len(q_all)), min(chunk, len(g)))
-        for qs in range(0, len(q_all), query_chunk):
-            q = q_all[qs:qs + query_chunk]
-            cand_s, cand_i = [], []
-            for start in range(0, len(g), chunk):
-                block = g[start:start + chunk]
-                s = buf[:len(q), :len(block)]
-                torch.mm(q, block.T, out=s)                       # (queries, chunk) scores, in cache
-                v, i = s.topk(min(k, len(block)), dim=1)
-                cand_s.append(v); cand_i.append(i + start)
-            cand_s, cand_i = torch.cat(cand_s, 1), torch.cat(cand_i, 1)
-            best_s, pos = cand_s.topk(k, dim=1)
-            out_s[qs:qs + len(q)], out_i[qs:qs + len(q)] = best_s.numpy(), cand_i.gather(1, pos).numpy()
+    buf = np.empty((min(query_chunk, len(q_all)), min(chunk, len(g))), dtype=np.float32)
+    for qs in range(0, len(q_all), query_chunk):
+        q = q_all[qs:qs + query_chunk]; nq = len(q)
+        top_s = np.full((nq, k), -np.inf, dtype=np.float32); top_i = np.full((nq, k), -1, dtype=np.int64)
+        thr = top_s[:, -1].copy()                                         # each query's k-th best score so far
+        for start in range(0, len(g), chunk):
+            s = buf[:nq, :min(chunk, len(g) - start)]
+            np.matmul(q, g[start:start + chunk].T, out=s)
+            best = s.max(axis=1)
+            if np.isnan(best).any(): raise ValueError("scores are NaN: the queries or the gallery hold NaN or infinite values")
+            rows = np.flatnonzero(best > thr)                             # queries with at least one new candidate
+            if rows.size == 0: continue
+            if rows.size > nq // 2: rows = np.arange(nq)                  # most rows: no copy (rows without candidates keep theirs)
+            sub = s if rows.size == nq else s[rows]
+            mask = sub > thr[rows, None]
+            if np.count_nonzero(mask) > 2 * k * rows.size:                # many candidates (the first chunk): each row's chunk top-k
+                kth = sub.shape[1] - min(k, sub.shape[1])
+                mask &= sub >= np.partition(sub, kth, axis=1)[:, kth, None]   # ties with the k-th score all stay
+            r, c = np.nonzero(mask)
+            _merge_topk(top_s, top_i, rows, r, sub[r, c], start + c, k)
+            thr[rows] = top_s[rows, -1]
+        out_s[qs:qs + nq], out_i[qs:qs + nq] = top_s, top_i
     return out_s, out_i
 
 def brute_force_topk(queries, gallery, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -388,7 +405,7 @@ def embed_images_with(model, image_encoder, ds, batch_size: int = 256) -> np.nda
 
 def embed_texts_with(model, vocab, texts) -> np.ndarray:
     "L2-normalised embeddings of free-text queries; a query with no word in the model's vocabulary is an error (it would embed as noise)."
-    from crossmodal_course.data import pad_captions, tokenize
+    from crossmodal_course.data import pad_captions
     ids = [vocab.encode(t) for t in texts]
     for t, i in zip(texts, ids):
         if not any(x != vocab.unk_id for x in i):
@@ -475,7 +492,7 @@ def load_index_dataset(manifest: dict):
 
 def show_search_results(ds, text: str, results: list[dict], out_path=None):
     "A gallery of the top images for one query (rank and score above each); saved to `out_path` when given."
-    import matplotlib; import matplotlib.pyplot as plt, textwrap
+    import matplotlib.pyplot as plt, textwrap
     fig, axes = plt.subplots(1, len(results), figsize=(2.2 * len(results), 2.8), squeeze=False)
     for ax, r in zip(axes[0], results):
         ax.imshow(ds.image(r["image"])); ax.set_xticks([]); ax.set_yticks([])

@@ -4,7 +4,7 @@ import argparse, json, os
 import numpy as np
 import pytest
 import torch
-from crossmodal_course.core import i2t_ranks_loop, t2i_ranks_loop, retrieval_metrics, img_of_caption_for
+from crossmodal_course.core import average_precisions, i2t_ranks_loop, t2i_ranks_loop, retrieval_metrics, img_of_caption_for
 from crossmodal_course import evaluation as ev
 
 # ---------- protocols
@@ -105,8 +105,8 @@ def test_average_precisions_mean_is_map():
     from crossmodal_course.core import map_at_all
     rng = np.random.default_rng(6)
     s = rng.standard_normal((30, 50)); q, g = rng.integers(0, 4, 30), rng.integers(0, 4, 50)
-    assert ev.average_precisions(s, q, g).mean() == pytest.approx(map_at_all(s, q, g))
-    v, lo, hi = ev.bootstrap_mean_interval(ev.average_precisions(s, q, g), 200)
+    assert average_precisions(s, q, g).mean() == pytest.approx(map_at_all(s, q, g))
+    v, lo, hi = ev.bootstrap_mean_interval(average_precisions(s, q, g), 200)
     assert lo <= v <= hi
 
 # ---------- search
@@ -254,3 +254,26 @@ def test_search_command(model_files, capsys):
     j = json.loads(capsys.readouterr().out)
     assert j["query"] == "a red circle" and len(j["results"]) == 5
     with pytest.raises(ev.IndexMismatchError): run("search", "query", tmp / "cli.npz", "a red circle", "--model", tmp / "other.pt")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_fast_ranks_refuse_non_finite_values(bad):
+    "The one pass checks each row while it is in cache (no full-matrix temporary): a NaN or infinite score anywhere is an error naming its row."
+    s = np.random.default_rng(0).standard_normal((30, 150)).astype(np.float32)
+    s[17, 40] = bad
+    with pytest.raises(ValueError, match="row 17 has 1"): ev.fast_ranks(s)
+    with pytest.raises(ValueError, match="row 17"): ev.fast_ranks(s, threads=2)
+
+
+def test_exact_topk_matches_faiss_flat_and_brute_force_on_ties():
+    "The threshold-filtered search returns exactly the stable-sort top-k, ties included, and the same neighbours as FAISS's exact index."
+    rng = np.random.default_rng(1)
+    g = rng.integers(-3, 4, (20_000, 16)).astype(np.float32); q = rng.integers(-3, 4, (50, 16)).astype(np.float32)
+    for chunk in (1, 9, 4096, 50_000):
+        s, i = ev.exact_topk(q, g, 10, chunk=chunk, query_chunk=17)
+        bs, bi = ev.brute_force_topk(q, g, 10)
+        np.testing.assert_array_equal(i, bi); np.testing.assert_array_equal(s, bs)
+    faiss = pytest.importorskip("faiss")
+    gf = rng.standard_normal((20_000, 16)).astype(np.float32); qf = rng.standard_normal((50, 16)).astype(np.float32)
+    _, fi = ev.faiss_flat_index(gf).search(qf, 10)
+    assert ev.recall_at_k_vs_exact(fi, ev.exact_topk(qf, gf, 10)[1], 10) == 1.0
