@@ -13,9 +13,9 @@ from torch import nn
 import torch.nn.functional as F
 from .core import Timer, register_method, retrieval_metrics, set_seed
 from .data import (CaptionDataset, Vocab, cache_dir, cache_key, pad_captions, partial_pairing,
-                                    shapes_pools, tokenize, train_subset)
-from .image import dataset_fingerprint, extract_features, proxy_image_encoder, split_holdout
-from .joint import make_text_encoder
+                                    tokenize, train_subset)
+from .image import dataset_fingerprint, extract_features, pretrained_encoder, proxy_image_encoder, split_holdout
+from .joint import PRETRAINED_SIDE, make_text_encoder
 from .losses import triplet_ranking_loss
 from .training import atomic_torch_save, fit, load_checkpoint
 
@@ -38,7 +38,7 @@ def image_ae_loss(x: torch.Tensor, E_v: Callable, G_v: Callable) -> torch.Tensor
     return sq_dist(x, G_v(E_v(x)))
 
 # %% ../nbs/07_two_step.ipynb #65c1e6f9
-def teacher_forcing(tokens: torch.Tensor, lengths: torch.Tensor, bos_id: int = 2, eos_id: int = 3, pad_id: int = 0):
+def teacher_forcing(tokens: torch.Tensor, lengths: torch.Tensor, bos_id: int = Vocab.bos_id, eos_id: int = Vocab.eos_id, pad_id: int = Vocab.pad_id):
     "Decoder inputs `<bos> w1 … wn` and targets `w1 … wn <eos>` (padded with `pad_id`) from padded caption ids `(B, L)`."
     B, L = tokens.shape
     inputs = torch.full((B, L + 1), pad_id, dtype=tokens.dtype, device=tokens.device)
@@ -51,7 +51,7 @@ def teacher_forcing(tokens: torch.Tensor, lengths: torch.Tensor, bos_id: int = 2
     inputs = torch.where(pos <= lengths.to(tokens.device)[:, None], inputs, torch.full_like(inputs, pad_id))
     return inputs, targets
 
-def text_ae_loss(logits: torch.Tensor, targets: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
+def text_ae_loss(logits: torch.Tensor, targets: torch.Tensor, pad_id: int = Vocab.pad_id) -> torch.Tensor:
     "L_AE_t: the teacher-forced decoder's cross-entropy, averaged over the non-padding target tokens."
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=pad_id)
 
@@ -60,7 +60,7 @@ class TextDecoder(nn.Module):
     "G_t: a GRU language model whose first hidden state is a linear map of the caption embedding `q`; teacher-forced logits."
     def __init__(self, n_words: int, embed_dim: int, word_dim: int = 64, hidden_dim: int = 128):
         super().__init__()
-        self.embedding = nn.Embedding(n_words, word_dim, padding_idx=0)
+        self.embedding = nn.Embedding(n_words, word_dim, padding_idx=Vocab.pad_id)
         self.init = nn.Linear(embed_dim, hidden_dim)
         self.gru = nn.GRU(word_dim, hidden_dim, batch_first=True)
         self.out = nn.Linear(hidden_dim, n_words)
@@ -69,7 +69,7 @@ class TextDecoder(nn.Module):
         out, _ = self.gru(self.embedding(inputs), h0)
         return self.out(out)
     @torch.no_grad()
-    def greedy(self, q: torch.Tensor, max_len: int = 20, bos_id: int = 2, eos_id: int = 3) -> list[list[int]]:
+    def greedy(self, q: torch.Tensor, max_len: int = 20, bos_id: int = Vocab.bos_id, eos_id: int = Vocab.eos_id) -> list[list[int]]:
         "Greedy decoding (for looking at reconstructions; not differentiable)."
         h = torch.tanh(self.init(q))[None]
         tok = torch.full((len(q), 1), bos_id, dtype=torch.long, device=q.device)
@@ -410,14 +410,17 @@ def load_two_step(run: dict, cfg: TSRConfig, feat_dim: int) -> tuple:
 TSR_RECIPE = TSRConfig()
 
 @register_method("tsr", "two-step retrieval (TSR): feature and caption autoencoders, then a shared latent with embedding autoencoders, cycle consistency, paired reconstruction, WGAN-GP critics and supervised + unsupervised triplets (biGRU, frozen proxy CNN)")
-def tsr_method(train: CaptionDataset, test: CaptionDataset, *, quick: bool = False, seed: int = 0, paired_fraction: float = 1.0) -> np.ndarray:
-    "A `reproduce` method: keep `paired_fraction` of the training images paired (`data.partial_pairing`, default all of them; the rest become the unpaired pools), hold out 10 % of `train` for epoch selection, train TSR on the frozen proxy CNN's features and return the `test` similarities."
+def tsr_method(train: CaptionDataset, test: CaptionDataset, *, quick: bool = False, seed: int = 0, paired_fraction: float = 1.0,
+               pretrained: bool = False) -> np.ndarray:
+    "A `reproduce` method: keep `paired_fraction` of the training images paired (`data.partial_pairing`, default all of them; the rest become the unpaired pools), hold out 10 % of `train` for epoch selection, train TSR on the frozen proxy CNN's features — or, with `pretrained=True`, on ImageNet EfficientNet-Lite0 features (`joint.PRETRAINED_SIDE`; the caption autoencoder still learns its words) — and return the `test` similarities."
     train = train_subset(train, 3000 if quick else None, seed)
     fit_idx, hold_idx = split_holdout(np.arange(len(train)), 0.1, seed)
     fit_part, hold = train.subset(fit_idx), train.subset(hold_idx)
-    cnn = proxy_image_encoder(train, quick=quick, seed=seed)
+    cnn = (pretrained_encoder(PRETRAINED_SIDE["image"], input_size=PRETRAINED_SIDE["image_size"]) if pretrained
+           else proxy_image_encoder(train, quick=quick, seed=seed))
     cfg = replace(TSR_RECIPE, step1_epochs=1, n_epochs=2, steps_per_epoch=20) if quick else TSR_RECIPE
-    data = two_step_data(fit_part, extract_features(cnn, fit_part), paired_fraction, seed)
+    feats = extract_features(cnn, train)              # the whole split once (cached for every seed), then cut
+    data = two_step_data(fit_part, feats[fit_idx], paired_fraction, seed)
     vocab = Vocab.from_captions(list(data.paired.captions) + list(data.unpaired_captions))
-    model, _, _ = train_two_step(data, vocab, hold, extract_features(cnn, hold), cfg, seed=seed, desc="tsr")
+    model, _, _ = train_two_step(data, vocab, hold, feats[hold_idx], cfg, seed=seed, desc="tsr")
     return two_step_sims(model, extract_features(cnn, test), test, vocab)

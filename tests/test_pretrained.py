@@ -173,3 +173,6 @@ def test_reproduce_pretrained_path_on_a_fixture(tmp_path, monkeypatch):
     res = reproduce("flickr8k", root=root, methods="random", eval_split="dev", quick=True, pretrained=True, log=lambda s: None)
     assert res["pretrained"] is True and res["methods"]["random"]["pretrained"] is False   # random has no pretrained variant
     assert "pretrained=True" in res["run"]["command"]
+    from crossmodal_course.twostep import tsr_method
+    sims = tsr_method(train, dev, quick=True, paired_fraction=0.5, pretrained=True)       # TSR over the EfficientNet features
+    assert sims.shape == (len(dev), dev.n_captions) and np.isfinite(sims).all()
