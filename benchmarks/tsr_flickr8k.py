@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _common import machine, save
+from crossmodal_course.joint import better_by_seeds
 from crossmodal_course.results import reproduce
 
 DEFAULT_ROOT = Path(os.environ.get("CROSSMODAL_FLICKR8K", Path(__file__).resolve().parents[2] / "shared/data/flickr8k"))
@@ -44,8 +45,7 @@ def main(argv=None):
         print(f"{m:6s} rSum {r.mean():.1f} ± {sd(r):.1f}  (per seed {', '.join(f'{x:.1f}' for x in r)}; seconds {', '.join(f'{x:.0f}' for x in secs)})")
     if {"tsr", "vsepp"} <= set(a.methods):
         d = np.array(out["methods"]["tsr"]["rsum"]) - np.array(out["methods"]["vsepp"]["rsum"])
-        noise = out["methods"]["tsr"]["sd"] + out["methods"]["vsepp"]["sd"]
-        verdict = "TSR > VSE++" if d.mean() > noise else "TSR < VSE++" if -d.mean() > noise else "within noise"
+        verdict = better_by_seeds(rows["tsr"], rows["vsepp"]).replace("A", "TSR").replace("B", "VSE++")   # the course's rule (04a_joint)
         out["difference"] = {"per_seed": d.tolist(), "mean": float(d.mean()), "verdict": verdict}
         print(f"TSR − VSE++ at {a.fraction:.0%} paired: {d.mean():+.1f} rSum (per seed {', '.join(f'{x:+.1f}' for x in d)}): {verdict} "
               f"(means apart by more than the two sds added = a difference)")
