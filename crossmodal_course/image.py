@@ -27,12 +27,12 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'TV_LAYERS', 'PRETRAINED_ENCODERS', 
            'WeightsUnavailableWarning', 'weights_file', 'tv_encoder', 'EfficientNetFeatures', 'efficientnet_lite0',
            'pretrained_encoder', 'to_rgb', 'ToRGB', 'train_transform', 'eval_transform', 'max_crop_cut',
            'dataset_fingerprint', 'channel_stats', 'state_fingerprint', 'transform_fingerprint', 'feature_key',
-           'feature_cache_path', 'extract_features', 'shapes_proxy_targets', 'frequent_caption_words',
-           'caption_word_targets', 'TargetDataset', 'ProxyClassifier', 'bce_loss', 'label_map', 'proxy_eval_fn',
-           'train_proxy_cnn', 'tsne_embed', 'tsne_plot', 'feature_scores', 'image_retrieval_aps', 'image_retrieval_map',
-           'chance_map', 'show_retrievals', 'split_holdout', 'proxy_image_encoder', 'cnn_cca_method',
-           'imagenet_classes', 'imagenet_logits', 'top_labels', 'labels_share_caption_word', 'label_gallery',
-           'time_extraction']
+           'image_file_keys', 'feature_cache_path', 'extract_features', 'shapes_proxy_targets',
+           'frequent_caption_words', 'caption_word_targets', 'TargetDataset', 'ProxyClassifier', 'bce_loss',
+           'label_map', 'proxy_eval_fn', 'train_proxy_cnn', 'tsne_embed', 'tsne_plot', 'feature_scores',
+           'image_retrieval_aps', 'image_retrieval_map', 'chance_map', 'show_retrievals', 'split_holdout',
+           'proxy_image_encoder', 'cnn_cca_method', 'imagenet_classes', 'imagenet_logits', 'top_labels',
+           'labels_share_caption_word', 'label_gallery', 'time_extraction']
 
 # %% ../nbs/03_image.ipynb #a25f7d28
 class BasicBlock(nn.Module):
@@ -353,19 +353,21 @@ def feature_key(encoder: ImageEncoder, ds: CaptionDataset, transform=None) -> di
             "transform": transform_fingerprint(encoder.eval_transform() if transform is None else transform),
             "data": {"name": ds.name, "split": ds.split, "n": len(ds), "fingerprint": dataset_fingerprint(ds)}}
 
-def feature_cache_path(encoder: ImageEncoder, ds: CaptionDataset, transform=None) -> Path:
-    "The cache file of these features: `<cache_dir>/features/<model>-<layer>-<dataset>-<split>-<key>.npz`."
-    key = cache_key(**feature_key(encoder, ds, transform))
-    return cache_dir() / "features" / f"{encoder.name}-{encoder.layer}-{ds.name}-{ds.split}-{key}.npz"
+def image_file_keys(ds: CaptionDataset) -> list[str]:
+    "One key per image file of a file-backed split — its name, size and modification time, the parts `dataset_fingerprint` hashes: a replaced file gets a new key."
+    if ds.in_memory: raise ValueError(f"{ds.name}/{ds.split} holds its images in memory; image_file_keys is for image files")
+    return [f"{Path(p).name}:{(st := os.stat(p)).st_size}:{st.st_mtime_ns}" for p in ds.images]
 
-def extract_features(encoder: ImageEncoder, ds: CaptionDataset, transform=None, batch_size: int = 256,
-                     cache: bool = True, device=None, desc: str | None = None) -> np.ndarray:
-    "`(n_images, out_dim)` float32 features of every image of a split, in order; computed in batches (eval mode, no gradients) and cached on disk keyed by model, layer, transform and data."
-    transform = encoder.eval_transform() if transform is None else transform
-    path = feature_cache_path(encoder, ds, transform) if cache else None
-    from crossmodal_course.files import load_npz, read_cache
-    hit = read_cache(path, lambda p: load_npz(p)["features"], "feature cache") if path is not None else None
-    if hit is not None: return hit                    # an unreadable cache: one warning, removed, recomputed below
+def feature_cache_path(encoder: ImageEncoder, ds: CaptionDataset, transform=None) -> Path:
+    "The cache file of these features: for in-memory images `<cache_dir>/features/<model>-<layer>-<dataset>-<split>-<key>.npz`, one file per split; for image files one *store* per model, layer, transform and dataset name, `…-<dataset>-images-<key>.npz`, shared by all its splits and subsets (rows keyed by `image_file_keys`)."
+    if ds.in_memory:
+        key = cache_key(**feature_key(encoder, ds, transform))
+        return cache_dir() / "features" / f"{encoder.name}-{encoder.layer}-{ds.name}-{ds.split}-{key}.npz"
+    parts = {k: v for k, v in feature_key(encoder, ds, transform).items() if k != "data"}
+    return cache_dir() / "features" / f"{encoder.name}-{encoder.layer}-{ds.name}-images-{cache_key(**parts, data=ds.name)}.npz"
+
+def _compute_features(encoder: ImageEncoder, ds: CaptionDataset, transform, batch_size: int, device, desc) -> np.ndarray:
+    "Features of every image of `ds` in order, in batches, eval mode and no gradients (no cache)."
     device = next(encoder.parameters()).device if device is None else torch.device(device)
     loader = torch.utils.data.DataLoader(ImageDataset(ds, transform), batch_size=batch_size, shuffle=False, num_workers=0)
     out = np.empty((len(ds), encoder.out_dim), dtype=np.float32)
@@ -377,9 +379,39 @@ def extract_features(encoder: ImageEncoder, ds: CaptionDataset, transform=None, 
                 out[idx.numpy()] = encoder(x.to(device)).float().cpu().numpy()
     finally:
         encoder.train(was_training)
-    if path is not None:
-        atomic_save_npz(path, features=out, key=np.array(json.dumps(feature_key(encoder, ds, transform))))
     return out
+
+def extract_features(encoder: ImageEncoder, ds: CaptionDataset, transform=None, batch_size: int = 256,
+                     cache: bool = True, device=None, desc: str | None = None) -> np.ndarray:
+    "`(n_images, out_dim)` float32 features of every image of a split, in order; computed in batches (eval mode, no gradients) and cached on disk keyed by model, layer, transform and data — for image files per image, so a subset or another split of the same files computes only the images not seen before."
+    transform = encoder.eval_transform() if transform is None else transform
+    if not cache: return _compute_features(encoder, ds, transform, batch_size, device, desc)
+    from crossmodal_course.files import load_npz, read_cache
+    path = feature_cache_path(encoder, ds, transform)
+    if ds.in_memory:
+        hit = read_cache(path, lambda p: load_npz(p)["features"], "feature cache")
+        if hit is not None: return hit                # an unreadable cache: one warning, removed, recomputed below
+        out = _compute_features(encoder, ds, transform, batch_size, device, desc)
+        atomic_save_npz(path, features=out, key=np.array(json.dumps(feature_key(encoder, ds, transform))))
+        return out
+    keys = image_file_keys(ds)
+    store = read_cache(path, load_npz, "feature cache") or {"ids": np.array([], dtype=str), "features": np.empty((0, encoder.out_dim), np.float32)}
+    row = {k: i for i, k in enumerate(store["ids"].tolist())}
+    missing = [i for i, k in enumerate(keys) if k not in row]
+    if missing:
+        first = {}                                       # an image listed twice is computed once
+        for i in missing: first.setdefault(keys[i], i)
+        new_keys = list(first)
+        new = _compute_features(encoder, ds.subset(list(first.values())), transform, batch_size, device, desc)
+        latest = read_cache(path, load_npz, "feature cache") or store   # another process may have added rows meanwhile
+        if latest is not store and len(latest["ids"]) > len(store["ids"]): store = latest
+        keep = ~np.isin(store["ids"], new_keys)
+        store = {"ids": np.concatenate([store["ids"][keep], np.array(new_keys)]),
+                 "features": np.concatenate([store["features"][keep], new])}
+        atomic_save_npz(path, ids=store["ids"], features=store["features"],
+                        key=np.array(json.dumps({k: v for k, v in feature_key(encoder, ds, transform).items() if k != "data"})))
+        row = {k: i for i, k in enumerate(store["ids"].tolist())}
+    return store["features"][[row[k] for k in keys]]
 
 # %% ../nbs/03_image.ipynb #31860d8e
 PROXY_NAMES = list(SHAPES) + list(COLOURS)

@@ -16,12 +16,12 @@ from torchvision.transforms import v2
 
 import crossmodal_course.image as image
 from crossmodal_course.core import METHODS, map_at_all, retrieval_metrics
-from crossmodal_course.data import CaptionDataset, make_shapes
+from crossmodal_course.data import CaptionDataset, make_shapes, shapes_dataset
 from crossmodal_course.formats import write_tiny_image
 from crossmodal_course.image import (
     IMAGENET_MEAN, IMAGENET_STD, ImageEncoder, SmallResNet, ToRGB, WeightsUnavailableWarning, caption_word_targets,
     channel_stats, chance_map, count_macs, count_params, dataset_fingerprint, eval_transform, extract_features,
-    feature_cache_path, frequent_caption_words, image_retrieval_aps, image_retrieval_map, shapes_proxy_targets,
+    feature_cache_path, frequent_caption_words, image_file_keys, image_retrieval_aps, image_retrieval_map, shapes_proxy_targets,
     small_cnn, state_fingerprint, time_extraction, to_rgb, train_transform, transform_fingerprint, tv_encoder,
     weights_file)
 
@@ -44,8 +44,8 @@ def shapes():
 
 
 class CountingBody(nn.Module):
-    def __init__(self, m): super().__init__(); self.m, self.calls = m, 0
-    def forward(self, x): self.calls += 1; return self.m(x)
+    def __init__(self, m): super().__init__(); self.m, self.calls, self.seen = m, 0, []
+    def forward(self, x): self.calls += 1; self.seen.append(len(x)); return self.m(x)
 
 
 # ---------------------------------------------------------------- any image in, the model's size out
@@ -327,8 +327,25 @@ def test_file_dataset_cache_invalidated_when_a_file_changes(tmp_path):
     extract_features(enc, ds, batch_size=4); assert enc.body.calls == 2
     write_tiny_image(tmp_path / "imgs" / "img2.png", colour="yellow", size=(40, 30))     # a file is replaced
     os.utime(tmp_path / "imgs" / "img2.png", ns=(1, 1))
-    g = extract_features(enc, ds, batch_size=4); assert enc.body.calls == 4
+    g = extract_features(enc, ds, batch_size=4); assert enc.body.calls == 3                # only the replaced image is computed
     assert not np.allclose(f[2], g[2]) and np.allclose(f[0], g[0])
+    np.testing.assert_allclose(g, extract_features(enc, ds, cache=False), atol=1e-6)
+
+
+def test_file_features_are_shared_by_subsets_and_splits(tmp_path):
+    ds = _file_dataset(tmp_path / "imgs")
+    enc = _counting(small_cnn(input_size=32))
+    part = extract_features(enc, ds.subset([4, 1]), batch_size=8); assert enc.body.calls == 1
+    full = extract_features(enc, ds, batch_size=8); assert enc.body.calls == 2                # only the 4 new images
+    assert enc.body.seen == [2, 4]
+    np.testing.assert_array_equal(full[[4, 1]], part)
+    np.testing.assert_allclose(full, extract_features(enc, ds, cache=False), atol=1e-6)
+    calls = enc.body.calls
+    other_split = CaptionDataset(name="files", split="dev", images=ds.images[::-1], captions=ds.captions, img_of_caption=np.arange(6))
+    np.testing.assert_array_equal(extract_features(enc, other_split), full[::-1]); assert enc.body.calls == calls   # nothing computed
+    assert len(list(feature_cache_path(enc, ds).parent.glob("*.npz"))) == 1
+    assert feature_cache_path(enc, ds) == feature_cache_path(enc, other_split) != feature_cache_path(enc, ds, eval_transform(32, (0.4, 0.4, 0.4)))
+    with pytest.raises(ValueError, match="in memory"): image_file_keys(shapes_dataset("test", n_images=4))
 
 
 def test_corrupt_feature_cache_is_recomputed(shapes):
