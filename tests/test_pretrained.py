@@ -169,10 +169,41 @@ def test_reproduce_pretrained_path_on_a_fixture(tmp_path, monkeypatch):
     monkeypatch.setitem(joint.PRETRAINED_SIDE, "image_size", 64)
     sims = joint.joint_method(tiny)(train, dev, pretrained=True)
     assert sims.shape == (len(dev), dev.n_captions) and np.isfinite(sims).all()
-    assert joint.pretrained_recipe(tiny).image_train == "frozen" and joint.pretrained_recipe(tiny).word_dim == 50
+    rec = joint.pretrained_recipe(tiny)
+    assert rec.image_train == "frozen" and rec.word_dim == 50 and rec.feature_dropout == joint.PRETRAINED_SIDE["feature_dropout"] > 0
+    assert joint.build_joint(Vocab.from_captions(train.captions), pretrained_encoder("efficientnet-lite0", input_size=64), rec).img_drop.p == rec.feature_dropout
     res = reproduce("flickr8k", root=root, methods="random", eval_split="dev", quick=True, pretrained=True, log=lambda s: None)
     assert res["pretrained"] is True and res["methods"]["random"]["pretrained"] is False   # random has no pretrained variant
     assert "pretrained=True" in res["run"]["command"]
     from crossmodal_course.twostep import tsr_method
     sims = tsr_method(train, dev, quick=True, paired_fraction=0.5, pretrained=True)       # TSR over the EfficientNet features
     assert sims.shape == (len(dev), dev.n_captions) and np.isfinite(sims).all()
+
+
+@needs_effnet
+@needs_glove
+@pytest.mark.parametrize("layout", ["flickr8k", "karpathy", "coco"])
+def test_reproduce_pretrained_cli_on_each_layout(tmp_path, monkeypatch, layout):
+    "`crossmodal-course reproduce --dataset D --root R --pretrained --json out.json` end to end on a tiny fixture of each real layout."
+    import json
+    from crossmodal_course import joint
+    from crossmodal_course.cli import main
+    from crossmodal_course.formats import write_coco_fixture, write_flickr8k_fixture, write_karpathy_fixture
+    monkeypatch.setenv("CROSSMODAL_COURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(joint.PRETRAINED_SIDE, "image_size", 64)
+    if layout == "flickr8k":
+        args = ["--dataset", "flickr8k", "--root", str(write_flickr8k_fixture(tmp_path / "f8k", n_train=20, n_dev=4)), "--eval-split", "dev"]
+    elif layout == "karpathy":
+        ann, images = write_karpathy_fixture(tmp_path / "k", dataset="flickr30k", sizes={"train": 20, "val": 2, "test": 4})
+        args = ["--dataset", "karpathy", "--annotations", str(ann), "--root", str(images)]
+    else:
+        tr_ann, tr_images = write_coco_fixture(tmp_path / "c", split="train2014", captions_per_image=(5,) * 20)
+        te_ann, te_images = write_coco_fixture(tmp_path / "c", split="val2014", captions_per_image=(5, 6, 7, 5))
+        args = ["--dataset", "coco", "--annotations", str(tr_ann), "--root", str(tr_images), "--eval-dataset", "coco",
+                "--eval-annotations", str(te_ann), "--eval-root", str(te_images), "--eval-split", "val2014"]
+    out = tmp_path / "out.json"
+    assert main(["reproduce", *args, "--pretrained", "--methods", "infonce", "--quick", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["pretrained"] is True and res["methods"]["infonce"]["pretrained"] is True
+    assert 0 <= res["methods"]["infonce"]["rsum"] <= 600
+    assert any(p.name.startswith("efficientnet-lite0-pool-") for p in (tmp_path / "cache" / "features").iterdir())
