@@ -108,7 +108,7 @@ def main(argv=None):
     keys = ["image", "words", "loss", "dropout"]
     rows = []
     for k, g in df.groupby(keys, sort=False):
-        row = dict(zip(keys, k), seeds=len(g), **{c: g[c].mean() for c in METRICS}, **{"dev rSum": mean_sd(g["rsum"])},
+        row = dict(zip(keys, k), seeds=len(g), **{c: g[c].mean() for c in METRICS}, **{"dev rSum": mean_sd(g["rsum"]) if len(g) > 1 else f"{g['rsum'].iloc[0]:.1f}"},   # no "± 0.0" for one seed
                    **{"train s": g["train s"].mean(), "train CPU s": g["train CPU s"].mean(), "features s": enc_seconds[k[0]],
                       "features CPU s": enc_cpu[k[0]]})
         row["s (features + train)"] = row["train s"] + row["features s"]
@@ -116,7 +116,7 @@ def main(argv=None):
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(f"\nFlickr8k dev (1,000 images × 5,000 captions), Recall@K in % (means over {len(a.seeds)} seed(s)), "
-              "dev rSum mean ± sd, seconds per seed:")
+              "dev rSum (mean ± sd over seeds), seconds per seed:")
         print(table.round(1).to_string(index=False))
     means = df.groupby(keys, sort=False)["rsum"].mean()
     best = means.idxmax()
