@@ -58,14 +58,14 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     train, val = load_pascal(root, "train", split_lists=True), load_pascal(root, "val", split_lists=True)
     print(f"pascal: train {len(train)} images / {train.n_captions} sentences, val {len(val)} / {val.n_captions}", flush=True)
-    t = time.perf_counter(); adversarial.pretrained_image_features(train); adversarial.pretrained_image_features(val)
+    t = time.perf_counter(); img_train, img_val = adversarial.pretrained_image_features(train), adversarial.pretrained_image_features(val)
     print(f"image features (EfficientNet-Lite0, cached after the first run): {time.perf_counter() - t:.1f} s", flush=True)
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
     for protocol in ("sentence", "document"):
         tr, te = (train, val) if protocol == "sentence" else (as_documents(train), as_documents(val))
         cap_labels = te.labels[te.img_of_caption]
-        sims, acc_i, acc_t = probe(tr, te, adversarial.pretrained_image_features(train), adversarial.pretrained_image_features(val))
+        sims, acc_i, acc_t = probe(tr, te, img_train, img_val)
         i2t, t2i = map_at_all(sims, te.labels, cap_labels), map_at_all(sims.T, cap_labels, te.labels)
         rows.append((protocol, "probe", np.array([i2t, t2i, (i2t + t2i) / 2]), np.zeros(3), 0.0))
         print(f"{protocol:9s} {'probe':11s} mAP@all i2t {i2t:.3f}  t2i {t2i:.3f}  avg {(i2t + t2i) / 2:.3f}  (one run; "

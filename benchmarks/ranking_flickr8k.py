@@ -70,13 +70,14 @@ def main(argv=None):
     print(f"train {len(train)} images (10 % of them held out for epoch selection, per seed), dev {len(dev)} images / "
           f"{dev.n_captions} captions", flush=True)
 
-    encoders, enc_seconds, enc_cpu = {}, {}, {}
+    encoders, enc_seconds, enc_cpu, feats_dev = {}, {}, {}, {}
     for image in a.image:
         cpu0 = time.process_time()
         with Timer() as t:
             if image == "proxy": enc = proxy_image_encoder(train, seed=a.seeds[0])
             else: enc = pretrained_encoder("efficientnet-lite0", input_size=a.image_size)
-            for ds in (train, dev): extract_features(enc, ds, batch_size=64)   # computed once per image, then cached (train_joint reads them)
+            extract_features(enc, train, batch_size=64)   # computed once per image, then cached (train_joint reads them)
+            feats_dev[image] = torch.as_tensor(extract_features(enc, dev, batch_size=64))
         encoders[image], enc_seconds[image], enc_cpu[image] = enc, t.seconds, time.process_time() - cpu0
         print(f"image side {image}: {enc.name} at {enc.input_size}×{enc.input_size}, {enc.out_dim}-d; network + features "
               f"for {len(train) + len(dev)} images in {t.seconds:.0f} s, {enc_cpu[image]:.0f} CPU s (≈0 if cached)", flush=True)
@@ -89,13 +90,12 @@ def main(argv=None):
         fit_part, hold = train.subset(fit_idx), train.subset(hold_idx)
         vocab = Vocab.from_captions(fit_part.captions, min_freq=2)
         for image, words, loss, drop in itertools.product(a.image, a.words, a.loss, a.feature_dropout):
-            feats_dev = extract_features(encoders[image], dev)
             cfg = JointConfig(loss=loss, text_encoder="gru", n_epochs=a.epochs, warmup_epochs=1, word_dim=WORD_DIM, feature_dropout=drop)
             cpu0 = time.process_time()
             with Timer() as t:
                 model, hist = train_joint(fit_part, hold, vocab, encoders[image], cfg, seed=seed, desc=f"{image}/{words}/{loss}/{drop}",
                                           word_vectors="glove-6b-50d" if words == "glove" else None)
-                img, cap = embed_split(model, dev, vocab, torch.as_tensor(feats_dev))
+                img, cap = embed_split(model, dev, vocab, feats_dev[image])
                 m = retrieval_metrics(split_sims(model, img, cap), img_of_caption=dev.img_of_caption)
             cpu = time.process_time() - cpu0
             runs.append({"image": image, "words": words, "loss": loss, "dropout": drop, "seed": seed,
