@@ -12,9 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
+from PIL import Image
 from .core import Timer, register_method
-from .data import (COLOURS, SHAPES, STYLES, CaptionDataset, CaptionTextDataset, Vocab, cache_key,
-                                    collate_captions, pair_loader, tokenize, train_subset)
+from .data import (COLOURS, SHAPES, STYLES, CaptionDataset, CaptionTextDataset, DataError, Vocab, cache_key,
+                                    collate_captions, image_to_tensor, pair_loader, tokenize, train_subset)
 from .image import ProxyClassifier, extract_features, proxy_image_encoder, split_holdout, train_proxy_cnn, shapes_proxy_targets
 from .losses import order_sim, triplet_ranking_loss
 from .text import GRUEncoder
@@ -23,9 +24,9 @@ from .training import NaNLossError, fit
 # %% auto #0
 __all__ = ['GXN_CONFIG', 'ABLATION', 'QUICK_CONFIG', 'GXN_TRAIN_IMAGES', 'ngrams', 'bleu', 'CiderD', 'combined_sim', 'ca_kl',
            'ConditioningAugmentation', 'discriminator_loss', 'generator_loss', 'self_critical_loss', 'CaptionDecoder',
-           'decode_captions', 'Generator', 'Discriminator', 'GXN', 'GXNConfig', 'build_gxn', 'train_gxn', 'embed_gxn',
-           'gxn_sims', 'greedy_captions', 'caption_scores', 'gxn_method', 'caption_labels', 'proxy_classifier',
-           'to_uint8', 'proxy_probs', 'fidelity', 'imagine', 'diversity']
+           'decode_captions', 'Generator', 'Discriminator', 'GXN', 'GXNConfig', 'build_gxn', 'gan_image', 'train_gxn',
+           'embed_gxn', 'gxn_sims', 'greedy_captions', 'caption_scores', 'gxn_method', 'caption_labels',
+           'proxy_classifier', 'to_uint8', 'proxy_probs', 'fidelity', 'imagine', 'diversity']
 
 # %% ../nbs/06_generative.ipynb #ace1eb72
 def ngrams(words: Sequence[str], n: int) -> Counter:
@@ -144,12 +145,13 @@ def self_critical_loss(logp: torch.Tensor, mask: torch.Tensor, reward: torch.Ten
 
 # %% ../nbs/06_generative.ipynb #8b2ce464
 class CaptionDecoder(nn.Module):
-    "A GRU caption decoder conditioned on an image embedding `v` (initial state tanh(W v), and `v` joined to every input word); `xe_loss` with teacher forcing, `sample` greedy or by sampling."
+    "A GRU caption decoder conditioned on an image embedding `v` (initial state tanh(W v), and `v` joined to every input word); `v` is unit-norm, so it is read as √d·v, whose components are O(1) like the word vectors'; `xe_loss` with teacher forcing, `sample` greedy or by sampling."
     def __init__(self, n_words: int, embed_dim: int, word_dim: int = 64, hidden_dim: int = 256, max_len: int = 16):
         super().__init__()
         self.init, self.embedding = nn.Linear(embed_dim, hidden_dim), nn.Embedding(n_words, word_dim, padding_idx=Vocab.pad_id)
         self.gru = nn.GRU(word_dim + embed_dim, hidden_dim, batch_first=True)     # input: the previous word and v, at every step
         self.out, self.max_len = nn.Linear(hidden_dim, n_words), max_len
+        self.v_scale = math.sqrt(embed_dim)                         # a unit vector's components are ~1/√d
         self.register_buffer("banned", torch.tensor([Vocab.pad_id, Vocab.bos_id, Vocab.unk_id]), persistent=False)
 
     def _logits(self, h):
@@ -157,27 +159,29 @@ class CaptionDecoder(nn.Module):
         return z.index_fill(-1, self.banned, float("-inf"))        # never emit <pad>, <bos> or <unk>
 
     def xe_loss(self, v: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        "Mean cross-entropy of the next word (then <eos>) given the previous ones and the image embedding `v`."
+        "Mean cross-entropy of the next word (then <eos>) given the previous ones and the image embedding `v`; words outside the vocabulary (<unk>) are read but not predicted, as the decoder never emits them."
         B, L = tokens.shape
+        v = v * self.v_scale
         inp = torch.cat([torch.full((B, 1), Vocab.bos_id, device=tokens.device), tokens], 1)
         tgt = torch.cat([tokens, torch.zeros(B, 1, dtype=tokens.dtype, device=tokens.device)], 1)
         lengths = lengths.to(tokens.device)
         tgt[torch.arange(B, device=tokens.device), lengths] = Vocab.eos_id
         x = torch.cat([self.embedding(inp), v[:, None].expand(-1, L + 1, -1)], -1)
         out, _ = self.gru(x, torch.tanh(self.init(v))[None])
-        mask = torch.arange(L + 1, device=tokens.device)[None] <= lengths[:, None]
+        mask = (torch.arange(L + 1, device=tokens.device)[None] <= lengths[:, None]) & (tgt != Vocab.unk_id)   # <unk> is never said
         return F.cross_entropy(self._logits(out)[mask], tgt[mask])
 
-    def sample(self, v: torch.Tensor, greedy: bool = False, max_len: int | None = None):
-        "Captions for image embeddings `v`: token ids `(B, T)`, their log-probabilities `(B, T)` and a mask of the tokens up to and including the first <eos>."
-        B = len(v)
+    def sample(self, v: torch.Tensor, greedy: bool = False, max_len: int | None = None, temperature: float = 1.0):
+        "Captions for image embeddings `v`: token ids `(B, T)`, their log-probabilities `(B, T)` under p^(1/`temperature`) (renormalised; the greedy caption is the same at any temperature) and a mask of the tokens up to and including the first <eos>."
+        if temperature <= 0: raise ValueError(f"temperature must be > 0, got {temperature}")
+        B, v = len(v), v * self.v_scale
         h = torch.tanh(self.init(v))[None]
         tok = torch.full((B,), Vocab.bos_id, dtype=torch.long, device=v.device)
         done = torch.zeros(B, dtype=torch.bool, device=v.device)
         ids, logps, mask = [], [], []
         for _ in range(max_len or self.max_len):
             out, h = self.gru(torch.cat([self.embedding(tok), v], -1)[:, None], h)
-            logp = F.log_softmax(self._logits(out[:, 0]), -1)
+            logp = F.log_softmax(self._logits(out[:, 0]) / temperature, -1)
             tok = logp.argmax(-1) if greedy else torch.multinomial(logp.exp(), 1)[:, 0]
             ids.append(tok); logps.append(logp.gather(1, tok[:, None])[:, 0]); mask.append(~done)
             done = done | (tok == Vocab.eos_id)
@@ -282,6 +286,9 @@ class GXNConfig:
     xe_weight: float = 1.0
     gamma: float = 0.5
     rl_batch: int = 64
+    rl_samples: int = 5
+    rl_temperature: float = 0.5
+    rl_lr: float = 5e-4
     gan_weight: float = 1.0
     gan_batch: int = 16
     beta_f: float = 0.5
@@ -297,7 +304,7 @@ class GXNConfig:
         "The four stages: epochs and the losses switched on in each (with their weights), for this configuration."
         rank = {"margin": self.margin, "lam": self.lam}
         xe = {"w": self.xe_weight} if self.i2t else None
-        rl = {"gamma": self.gamma, "rl_batch": self.rl_batch} if self.rl else None
+        rl = {"gamma": self.gamma, "rl_batch": self.rl_batch, "samples": self.rl_samples, "temperature": self.rl_temperature, "lr": self.rl_lr} if self.rl else None
         gan = ({k: getattr(self, k) for k in ("gan_weight", "gan_batch", "beta_f", "beta_w", "beta_s", "d_lr")} if self.t2i else None)
         return [{"name": "ranking", "epochs": self.n_rank, "rank": rank},
                 {"name": "+i2t XE", "epochs": self.n_xe, "rank": rank, "xe": xe},
@@ -324,9 +331,14 @@ def _references(ds: CaptionDataset) -> list[list[str]]:
     for c, i in zip(ds.captions, ds.img_of_caption): refs[i].append(c)
     return refs
 
+def gan_image(img: Image.Image, size: int = 64) -> torch.Tensor:
+    "A real image as the GAN sees it: resized to `size`×`size` (bilinear), a `(3, size, size)` tensor in [0, 1]. The shapes images are 64×64 already; photos (Flickr8k) need it: `train_gxn(..., image_tf=gan_image)`."
+    if img.size != (size, size): img = img.convert("RGB").resize((size, size), Image.BILINEAR, reducing_gap=2.0)
+    return image_to_tensor(img)
+
 def train_gxn(train: CaptionDataset, train_feats: np.ndarray, vocab: Vocab, config: GXNConfig = GXN_CONFIG, seed: int = 0,
-              memo: dict | None = None, cider: CiderD | None = None, device=None) -> tuple[GXN, dict]:
-    "Train GXN in its four stages on `train` (CNN features `train_feats`). Returns the model (eval mode) and a log: per-step curves (`rank`, `xe`, `reward`, `baseline`, `d_loss`, `g_loss`, `kl`, each a list of (step, value)), `stage_seconds` and `stage_steps`. `memo`: a dict shared between calls to reuse identical stage prefixes."
+              memo: dict | None = None, cider: CiderD | None = None, device=None, image_tf=None) -> tuple[GXN, dict]:
+    "Train GXN in its four stages on `train` (CNN features `train_feats`). Returns the model (eval mode) and a log: per-step curves (`rank`, `xe`, `reward`, `baseline`, `d_loss`, `g_loss`, `kl`, each a list of (step, value)), `stage_seconds` and `stage_steps`. `memo`: a dict shared between calls to reuse identical stage prefixes. `image_tf`: how the GAN stage reads a real image (PIL → `(3, 64, 64)` in [0, 1]); None reads the stored 64×64 array, `gan_image` resizes photos."
     if len(train_feats) != len(train): raise ValueError(f"{len(train_feats)} feature rows for {len(train)} images")
     feats = torch.as_tensor(np.asarray(train_feats, dtype=np.float32))
     refs = _references(train)
@@ -336,27 +348,31 @@ def train_gxn(train: CaptionDataset, train_feats: np.ndarray, vocab: Vocab, conf
     log = {k: [] for k in ("rank", "xe", "reward", "baseline", "d_loss", "g_loss", "kl")}
     log.update(stage_seconds=[], stage_steps=[], stages=[s["name"] for s in config.stages()], reused=[])
     base = dict(seed=seed, data=[len(train), float(feats.sum()), len(vocab)], model=[config.embed_dim, config.text_dim, config.word_dim,
-                config.order_direction, config.decoder_dim, config.gen_ch], lr=config.lr, batch=config.batch_size)
+                config.order_direction, config.decoder_dim, config.gen_ch], lr=config.lr, batch=config.batch_size,
+                images=None if image_tf is None else getattr(image_tf, "__qualname__", repr(image_tf)))
     specs, reused = config.stages(), []
     for k, spec in enumerate(specs):
         key = cache_key(base=base, stages=specs[:k + 1])
         if memo is not None and key in memo:
             state, log_k = memo[key]
             model.load_state_dict(state); log = copy.deepcopy(log_k); reused.append(spec["name"]); continue
-        with Timer() as t: n_steps = _train_stage(model, feats, train, refs, prepared, vocab, cider, spec, seed * 100 + k, log, config, device)
+        with Timer() as t: n_steps = _train_stage(model, feats, train, refs, prepared, vocab, cider, spec, seed * 100 + k, log, config, device, image_tf)
         log["stage_seconds"].append(t.seconds); log["stage_steps"].append(n_steps)
         if memo is not None: memo[key] = ({n: v.detach().clone() for n, v in model.state_dict().items()}, copy.deepcopy(log))
     log["reused"] = reused
     return model.cpu().eval(), log
 
-def _train_stage(model, feats, train, refs, prepared, vocab, cider, spec, seed, log, config, device) -> int:
+def _train_stage(model, feats, train, refs, prepared, vocab, cider, spec, seed, log, config, device, image_tf=None) -> int:
     "One stage: a `fit` run over `spec['epochs']` epochs with the losses the stage switches on."
     if spec["epochs"] == 0: return 0
     gan = spec.get("gan")
-    dl = pair_loader(train, vocab, config.batch_size, seed=seed, load_images=bool(gan))
+    dl = pair_loader(train, vocab, config.batch_size, seed=seed, load_images=bool(gan), image_tf=image_tf)
     d_params = list(model.discriminator.parameters())
     d_ids = {id(p) for p in d_params}
-    opt = torch.optim.Adam([p for p in model.parameters() if id(p) not in d_ids], lr=config.lr)
+    dec_ids = {id(p) for p in model.decoder.parameters()} if spec.get("rl") else set()     # RL fine-tunes the decoder gently
+    groups = [{"params": [p for p in model.parameters() if id(p) not in d_ids | dec_ids]}]
+    if dec_ids: groups.append({"params": list(model.decoder.parameters()), "lr": spec["rl"]["lr"]})
+    opt = torch.optim.Adam(groups, lr=config.lr)
     d_opt = torch.optim.Adam(d_params, lr=gan["d_lr"], betas=(0.5, 0.999)) if gan else None
     step0 = max([s for curve in ("rank", "d_loss") for s, _ in log[curve][-1:]], default=-1) + 1
     counter = {"k": 0}
@@ -381,18 +397,22 @@ def _train_stage(model, feats, train, refs, prepared, vocab, cider, spec, seed, 
             log["xe"].append((step, xe.item()))
             cap_loss = xe
             if spec.get("rl"):
-                gamma, n = spec["rl"]["gamma"], spec["rl"]["rl_batch"]      # RL on the first n images of the batch
-                ids, logp, mask = model.decoder.sample(v[1][:n])
+                gamma, n, k = spec["rl"]["gamma"], spec["rl"]["rl_batch"], spec["rl"]["samples"]   # the first n images of the batch
+                ids, logp, mask = model.decoder.sample(v[1][:n].detach().repeat_interleave(k, 0), temperature=spec["rl"]["temperature"])
                 with torch.no_grad():
                     g_ids, _, _ = model.decoder.sample(v[1][:n], greedy=True)
                 idx = img_idx[:n].tolist()
-                r, rb = reward_of(decode_captions(ids, vocab), idx), reward_of(decode_captions(g_ids, vocab), idx)
+                r = reward_of(decode_captions(ids, vocab), [i for i in idx for _ in range(k)])     # k samples per image
+                rb = reward_of(decode_captions(g_ids, vocab), idx).repeat_interleave(k)            # each against its greedy caption
                 log["reward"].append((step, r.mean().item())); log["baseline"].append((step, rb.mean().item()))
                 cap_loss = (1 - gamma) * xe + gamma * self_critical_loss(logp, mask, r.to(logp.device), rb.to(logp.device))
             loss = loss + spec["xe"]["w"] * cap_loss
         if gan:
             n = gan["gan_batch"]
             real, t_l = batch["images"][:n] * 2 - 1, t[1][:n]
+            if real.shape[-2:] != (64, 64):
+                raise DataError(f"{train.name}/{train.split}: the GAN's real images are {tuple(real.shape[-2:])}, its generator makes "
+                                "64×64: pass image_tf=gan_image to train_gxn")
             model.discriminator.requires_grad_(True)
             with torch.no_grad(): fake = model.generate(t_l.detach())
             td = t_l.detach()

@@ -99,3 +99,42 @@ def test_imagine_and_fidelity(data):
 
 def test_gxn_is_registered():
     assert "gxn" in METHODS and METHODS["gxn"]["fn"] is G.gxn_method
+
+def test_gan_image_resizes_photos_and_the_gan_stage_refuses_other_sizes(data, tmp_path):
+    from PIL import Image
+    from crossmodal_course.data import DataError
+    photo = Image.fromarray(np.full((80, 120, 3), 255, np.uint8))                # a white 120×80 "photo"
+    x = G.gan_image(photo)
+    assert x.shape == (3, 64, 64) and torch.allclose(x, torch.ones_like(x))
+    small = Image.fromarray(np.zeros((64, 64, 3), np.uint8))
+    assert torch.equal(G.gan_image(small), torch.zeros(3, 64, 64))
+    train, _, vocab, f_tr, _ = data
+    big = make_shapes(16, "train", seed=0, image_size=96)
+    gan_stage = replace(TINY, i2t=False, rl=False, n_rank=0, n_xe=0, n_rl=0, n_gan=1, batch_size=8)
+    with pytest.raises(DataError, match=r"\(96, 96\).*image_tf=gan_image"): G.train_gxn(big, f_tr[:16], vocab, gan_stage, seed=0)
+    _, log = G.train_gxn(big, f_tr[:16], vocab, gan_stage, seed=0, image_tf=G.gan_image)
+    assert log["stage_steps"] == [0, 0, 0, 2] and all(math.isfinite(v) for _, v in log["d_loss"])
+
+def test_sample_temperature_keeps_the_greedy_caption_and_tempers_the_log_probabilities():
+    torch.manual_seed(0)
+    dec = G.CaptionDecoder(n_words=12, embed_dim=8, word_dim=4, hidden_dim=8, max_len=5)
+    v = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    g1, _, _ = dec.sample(v, greedy=True)
+    g2, _, _ = dec.sample(v, greedy=True, temperature=0.3)
+    assert torch.equal(g1, g2)
+    torch.manual_seed(1); ids, logp, mask = dec.sample(v[:1], temperature=0.5, max_len=1)
+    h = torch.tanh(dec.init(v[:1] * dec.v_scale))[None]
+    out, _ = dec.gru(torch.cat([dec.embedding(torch.tensor([Vocab.bos_id])), v[:1] * dec.v_scale], -1)[:, None], h)
+    expect = torch.log_softmax(dec._logits(out[:, 0]) / 0.5, -1)[0, ids[0, 0]]
+    assert logp[0, 0].item() == pytest.approx(expect.item(), abs=1e-5)
+    with pytest.raises(ValueError, match="temperature"): dec.sample(v, temperature=0.0)
+
+def test_xe_loss_does_not_predict_unknown_words():
+    torch.manual_seed(0)
+    dec = G.CaptionDecoder(n_words=12, embed_dim=8, word_dim=4, hidden_dim=8)
+    v = torch.nn.functional.normalize(torch.randn(2, 8), dim=-1)
+    tokens = torch.tensor([[5, Vocab.unk_id, 6], [7, 8, 0]])
+    loss = dec.xe_loss(v, tokens, torch.tensor([3, 2]))
+    assert torch.isfinite(loss)                                    # <unk>'s logit is −inf: predicting it would be inf
+    known = dec.xe_loss(v, torch.tensor([[5, 9, 6], [7, 8, 0]]), torch.tensor([3, 2]))
+    assert loss.item() != pytest.approx(known.item())
