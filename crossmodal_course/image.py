@@ -26,8 +26,8 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'TV_LAYERS', 'PRETRAINED_ENCODERS', 
            'PROXY_VERSION', 'BasicBlock', 'SmallResNet', 'count_params', 'count_macs', 'ImageEncoder', 'small_cnn',
            'WeightsUnavailableWarning', 'weights_file', 'tv_encoder', 'EfficientNetFeatures', 'efficientnet_lite0',
            'pretrained_encoder', 'to_rgb', 'ToRGB', 'train_transform', 'eval_transform', 'max_crop_cut',
-           'dataset_fingerprint', 'channel_stats', 'state_fingerprint', 'transform_fingerprint', 'feature_key',
-           'image_file_keys', 'feature_cache_path', 'extract_features', 'shapes_proxy_targets',
+           'file_signature', 'dataset_fingerprint', 'channel_stats', 'state_fingerprint', 'transform_fingerprint',
+           'feature_key', 'image_file_keys', 'feature_cache_path', 'extract_features', 'shapes_proxy_targets',
            'frequent_caption_words', 'caption_word_targets', 'TargetDataset', 'ProxyClassifier', 'bce_loss',
            'label_map', 'proxy_eval_fn', 'train_proxy_cnn', 'tsne_embed', 'tsne_plot', 'feature_scores',
            'image_retrieval_aps', 'image_retrieval_map', 'chance_map', 'show_retrievals', 'split_holdout',
@@ -288,16 +288,24 @@ def max_crop_cut(scale: tuple = (0.85, 1.0), ratio: tuple = (0.95, 1 / 0.95)) ->
     return 1 - min(np.sqrt(scale[0] * ratio[0]), np.sqrt(scale[0] / ratio[1]), 1.0)
 
 # %% ../nbs/03_image.ipynb #e9a1e64b
+_FILE_HASHES: dict = {}     # (path, size, mtime) → hash of the bytes: within a process each file is read once
+
+def file_signature(path) -> str:
+    "`name:size:hash` of an image file: its name, its size in bytes and a hash of its bytes (BLAKE2b, 64 bits). A copied or re-downloaded folder keeps its signatures (modification times are not part of them); a replaced file gets a new one."
+    st = os.stat(path)
+    memo = (os.fspath(path), st.st_size, st.st_mtime_ns)
+    if memo not in _FILE_HASHES:
+        with open(path, "rb") as f: _FILE_HASHES[memo] = hashlib.blake2b(f.read(), digest_size=8).hexdigest()
+    return f"{Path(path).name}:{st.st_size}:{_FILE_HASHES[memo]}"
+
 def dataset_fingerprint(ds: CaptionDataset) -> str:
-    "A short hash of a split's images: the pixel bytes for in-memory images; file name, size and modification time for image files."
+    "A short hash of a split's images: the pixel bytes for in-memory images; each file's `file_signature` (name, size, hash of its bytes) for image files."
     h = hashlib.sha256(json.dumps([ds.name, ds.split, len(ds)]).encode())
     if ds.in_memory:
         a = np.ascontiguousarray(ds.images)
         h.update(f"{a.shape}{a.dtype}".encode()); h.update(memoryview(a).cast("B"))
     else:
-        for p in ds.images:
-            st = os.stat(p)
-            h.update(f"{Path(p).name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        for p in ds.images: h.update(f"{file_signature(p)}\n".encode())
     return h.hexdigest()[:16]
 
 def _batch_uint8(ds: CaptionDataset, idx, size: int | None) -> np.ndarray:
@@ -346,25 +354,28 @@ def transform_fingerprint(tf) -> str:
         return [type(t).__qualname__, attrs]
     return json.dumps([describe(tf), torchvision.__version__])
 
-def feature_key(encoder: ImageEncoder, ds: CaptionDataset, transform=None) -> dict:
-    "Everything the features of `ds` under `encoder` and `transform` depend on (the cache key's parts)."
+def _model_key(encoder: ImageEncoder, transform=None) -> dict:
+    "The parts of a feature key that do not depend on the data: model, layer, architecture, weights and transform."
     return {"version": FEATURES_VERSION, "model": encoder.name, "layer": encoder.layer,
             "arch": hashlib.sha256(repr(encoder.body).encode()).hexdigest()[:16], "state": state_fingerprint(encoder),
-            "transform": transform_fingerprint(encoder.eval_transform() if transform is None else transform),
+            "transform": transform_fingerprint(encoder.eval_transform() if transform is None else transform)}
+
+def feature_key(encoder: ImageEncoder, ds: CaptionDataset, transform=None) -> dict:
+    "Everything the features of `ds` under `encoder` and `transform` depend on (the cache key's parts)."
+    return {**_model_key(encoder, transform),
             "data": {"name": ds.name, "split": ds.split, "n": len(ds), "fingerprint": dataset_fingerprint(ds)}}
 
 def image_file_keys(ds: CaptionDataset) -> list[str]:
-    "One key per image file of a file-backed split — its name, size and modification time, the parts `dataset_fingerprint` hashes: a replaced file gets a new key."
+    "One key per image file of a file-backed split, its `file_signature` (name, size, hash of its bytes — what `dataset_fingerprint` hashes): a replaced file gets a new key, a copied one keeps it."
     if ds.in_memory: raise ValueError(f"{ds.name}/{ds.split} holds its images in memory; image_file_keys is for image files")
-    return [f"{Path(p).name}:{(st := os.stat(p)).st_size}:{st.st_mtime_ns}" for p in ds.images]
+    return [file_signature(p) for p in ds.images]
 
 def feature_cache_path(encoder: ImageEncoder, ds: CaptionDataset, transform=None) -> Path:
     "The cache file of these features: for in-memory images `<cache_dir>/features/<model>-<layer>-<dataset>-<split>-<key>.npz`, one file per split; for image files one *store* per model, layer, transform and dataset name, `…-<dataset>-images-<key>.npz`, shared by all its splits and subsets (rows keyed by `image_file_keys`)."
     if ds.in_memory:
         key = cache_key(**feature_key(encoder, ds, transform))
         return cache_dir() / "features" / f"{encoder.name}-{encoder.layer}-{ds.name}-{ds.split}-{key}.npz"
-    parts = {k: v for k, v in feature_key(encoder, ds, transform).items() if k != "data"}
-    return cache_dir() / "features" / f"{encoder.name}-{encoder.layer}-{ds.name}-images-{cache_key(**parts, data=ds.name)}.npz"
+    return cache_dir() / "features" / f"{encoder.name}-{encoder.layer}-{ds.name}-images-{cache_key(**_model_key(encoder, transform), data=ds.name)}.npz"
 
 def _compute_features(encoder: ImageEncoder, ds: CaptionDataset, transform, batch_size: int, device, desc) -> np.ndarray:
     "Features of every image of `ds` in order, in batches, eval mode and no gradients (no cache)."
@@ -403,13 +414,12 @@ def extract_features(encoder: ImageEncoder, ds: CaptionDataset, transform=None, 
         for i in missing: first.setdefault(keys[i], i)
         new_keys = list(first)
         new = _compute_features(encoder, ds.subset(list(first.values())), transform, batch_size, device, desc)
-        latest = read_cache(path, load_npz, "feature cache") or store   # another process may have added rows meanwhile
-        if latest is not store and len(latest["ids"]) > len(store["ids"]): store = latest
+        store = read_cache(path, load_npz, "feature cache") or store     # merge into what is on disk now (another process may have added rows)
         keep = ~np.isin(store["ids"], new_keys)
         store = {"ids": np.concatenate([store["ids"][keep], np.array(new_keys)]),
                  "features": np.concatenate([store["features"][keep], new])}
         atomic_save_npz(path, ids=store["ids"], features=store["features"],
-                        key=np.array(json.dumps({k: v for k, v in feature_key(encoder, ds, transform).items() if k != "data"})))
+                        key=np.array(json.dumps(_model_key(encoder, transform))))
         row = {k: i for i, k in enumerate(store["ids"].tolist())}
     return store["features"][[row[k] for k in keys]]
 

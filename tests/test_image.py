@@ -21,7 +21,7 @@ from crossmodal_course.formats import write_tiny_image
 from crossmodal_course.image import (
     IMAGENET_MEAN, IMAGENET_STD, ImageEncoder, SmallResNet, ToRGB, WeightsUnavailableWarning, caption_word_targets,
     channel_stats, chance_map, count_macs, count_params, dataset_fingerprint, eval_transform, extract_features,
-    feature_cache_path, frequent_caption_words, image_file_keys, image_retrieval_aps, image_retrieval_map, shapes_proxy_targets,
+    feature_cache_path, file_signature, frequent_caption_words, image_file_keys, image_retrieval_aps, image_retrieval_map, shapes_proxy_targets,
     small_cnn, state_fingerprint, time_extraction, to_rgb, train_transform, transform_fingerprint, tv_encoder,
     weights_file)
 
@@ -514,3 +514,20 @@ def test_cnn_cca_on_files_uses_caption_words(tmp_path):
     assert not train.in_memory and train.multi_labels is None
     sims = METHODS["cnn-cca"]["fn"](train, dev, quick=True, seed=0)
     assert sims.shape == (6, 30) and np.isfinite(sims).all()
+
+
+def test_a_copied_folder_keeps_its_cached_features_and_signatures(tmp_path):
+    import shutil
+    from pathlib import Path
+    ds = _file_dataset(tmp_path / "imgs")
+    enc = _counting(small_cnn(input_size=32))
+    f = extract_features(enc, ds, batch_size=8); assert enc.body.calls == 1
+    shutil.copytree(tmp_path / "imgs", tmp_path / "copy")                    # new files, new modification times
+    for p in (tmp_path / "copy").iterdir(): os.utime(p, ns=(10**18, 10**18))
+    copy = CaptionDataset(name="files", split="test", images=[str(tmp_path / "copy" / Path(p).name) for p in ds.images],
+                          captions=ds.captions, img_of_caption=np.arange(len(ds)))
+    assert image_file_keys(copy) == image_file_keys(ds) and dataset_fingerprint(copy) == dataset_fingerprint(ds)
+    np.testing.assert_array_equal(extract_features(enc, copy, batch_size=8), f); assert enc.body.calls == 1   # nothing recomputed
+    name, size, digest = file_signature(ds.images[0]).split(":")
+    assert name == Path(ds.images[0]).name and int(size) == os.path.getsize(ds.images[0]) and len(digest) == 16
+    assert file_signature(ds.images[0]) != file_signature(ds.images[3])      # other bytes, other signature
