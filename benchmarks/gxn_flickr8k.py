@@ -14,7 +14,6 @@ BLEU-4 and CIDEr-D (document frequencies from the training captions), and the RL
 baseline are printed at its start and end. Seconds per stage are printed.
 """
 import argparse, os, time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +21,13 @@ import torch
 
 from crossmodal_course.core import Timer, mean_sd, retrieval_metrics
 from crossmodal_course.data import Vocab
-from crossmodal_course.formats import load_flickr8k
 from crossmodal_course.generative import (ABLATION, GXN_CONFIG, CiderD, _references, caption_scores, combined_sim, gan_image,
                                           greedy_captions, gxn_sims, train_gxn)
 from crossmodal_course.image import extract_features, pretrained_encoder
 from crossmodal_course.joint import PRETRAINED_SIDE
+import ranking_flickr8k
+from ranking_flickr8k import DEFAULT_ROOT
 
-DEFAULT_ROOT = Path(os.environ.get("CROSSMODAL_FLICKR8K", Path(__file__).resolve().parents[2] / "shared/data/flickr8k"))
 ROWS = {"ranking only": ABLATION["ranking only (two branches)"], "full GXN": GXN_CONFIG}
 
 
@@ -39,12 +38,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--no-reference", action="store_true", help="skip the joint-embedding reference row")
     a = p.parse_args(argv)
-    if not (a.root / "Flickr8k_text").is_dir():
-        print(f"Flickr8k not found at {a.root}; set CROSSMODAL_FLICKR8K or pass --root"); return None
-    torch.set_num_threads(a.threads)
-    print(f"threads {torch.get_num_threads()} of {os.cpu_count()} cores; load average at start "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    train, dev = load_flickr8k(a.root, "train"), load_flickr8k(a.root, "dev")
+    splits = ranking_flickr8k.load_splits(a.root, a.threads)
+    if splits is None: return None
+    train, dev = splits
     with Timer() as t_feat:
         enc = pretrained_encoder(PRETRAINED_SIDE["image"], input_size=PRETRAINED_SIDE["image_size"])
         f_train, f_dev = extract_features(enc, train, batch_size=64), extract_features(enc, dev, batch_size=64)
@@ -82,11 +78,10 @@ def main(argv=None):
     full = results["full GXN"]
     print(f"full GXN, dev greedy captions: BLEU-4 {mean_sd([r['BLEU-4'] for r in full], 3)}, CIDEr-D {mean_sd([r['CIDEr-D'] for r in full], 3)}")
     if not a.no_reference:
-        import ranking_flickr8k
         print("\nreference: the joint embedding (benchmarks/ranking_flickr8k.py --pretrained --loss infonce), same seeds:", flush=True)
         ranking_flickr8k.main(["--root", str(a.root), "--pretrained", "--loss", "infonce", "--threads", str(a.threads),
                                "--seeds", *map(str, a.seeds)])
-    print(f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    if a.no_reference: print(f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     return results
 
 

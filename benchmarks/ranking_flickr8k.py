@@ -47,6 +47,16 @@ WORD_DIM = 50
 METRICS = [f"{d} R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)]
 
 
+def load_splits(root: Path, threads: int):
+    "Set the thread count, print it with the load average, and read Flickr8k train and dev from `root` (None, with a message, when it is not there)."
+    if not (root / "Flickr8k_text").is_dir():
+        print(f"Flickr8k not found at {root}; set CROSSMODAL_FLICKR8K or pass --root"); return None
+    torch.set_num_threads(threads)
+    print(f"threads {torch.get_num_threads()} of {os.cpu_count()} cores; load average at start "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    return load_flickr8k(root, "train"), load_flickr8k(root, "dev")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT)
@@ -61,12 +71,9 @@ def main(argv=None):
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     a = p.parse_args(argv)
     if a.pretrained: a.image, a.words = ["effnet"], ["glove"]
-    if not (a.root / "Flickr8k_text").is_dir():
-        print(f"Flickr8k not found at {a.root}; set CROSSMODAL_FLICKR8K or pass --root"); return None
-    torch.set_num_threads(a.threads)
-    print(f"threads {torch.get_num_threads()} of {os.cpu_count()} cores; load average at start "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    train, dev = load_flickr8k(a.root, "train"), load_flickr8k(a.root, "dev")
+    splits = load_splits(a.root, a.threads)
+    if splits is None: return None
+    train, dev = splits
     print(f"train {len(train)} images (10 % of them held out for epoch selection, per seed), dev {len(dev)} images / "
           f"{dev.n_captions} captions", flush=True)
 
