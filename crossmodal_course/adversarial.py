@@ -17,11 +17,12 @@ from .data import CaptionDataset, atomic_save_npz, cache_dir, cache_key, simple_
 from .training import fit
 
 # %% auto #0
-__all__ = ['LOSS_SETS', 'ALIGNMENTS', 'SCENES_FEATURES_VERSION', 'ACMR_METHODS', 'grad_reverse', 'GradientReversal', 'grl_lambda',
-           'mmd_loss', 'covariance', 'coral_loss', 'correlation_loss', 'l2n', 'class_triplet_loss', 'projector', 'ACMR',
-           'ACMRConfig', 'alignment_term', 'acmr_loss', 'FeatureSplit', 'pair_batches', 'embed', 'class_map',
-           'modality_accuracy', 'train_acmr', 'standardize', 'feature_splits', 'scenes_features', 'run_acmr', 'cca_map',
-           'seed_table', 'ordering_lines', 'pretrained_image_features', 'acmr_image_features', 'acmr_method']
+__all__ = ['LOSS_SETS', 'ALIGNMENTS', 'TEXT_SCALINGS', 'SCENES_FEATURES_VERSION', 'ACMR_METHODS', 'grad_reverse',
+           'GradientReversal', 'grl_lambda', 'mmd_loss', 'covariance', 'coral_loss', 'correlation_loss', 'l2n',
+           'class_triplet_loss', 'projector', 'ACMR', 'ACMRConfig', 'alignment_term', 'acmr_loss', 'FeatureSplit',
+           'pair_batches', 'embed', 'class_map', 'modality_accuracy', 'modality_probe_accuracy', 'train_acmr',
+           'standardize', 'scale_rows', 'feature_splits', 'scenes_features', 'run_acmr', 'cca_map', 'seed_table',
+           'ordering_lines', 'pretrained_image_features', 'acmr_image_features', 'default_text_scaling', 'acmr_method']
 
 # %% ../nbs/05_adversarial.ipynb #c008
 class _GradReverse(torch.autograd.Function):
@@ -226,9 +227,22 @@ def modality_accuracy(model: ACMR, img_emb: np.ndarray, txt_emb: np.ndarray) -> 
     model.train(was)
     return (acc_img + acc_txt) / 2
 
+def modality_probe_accuracy(img_emb: np.ndarray, txt_emb: np.ndarray, seed: int = 0) -> float:
+    "Balanced held-out accuracy of a *fresh* logistic regression that tells images from captions by their L2-normalised common-space points (fitted on a random half of the points, scored on the other half): 0.5 = no linear boundary it finds separates the modalities."
+    from sklearn.linear_model import LogisticRegression
+    x = l2_normalize(np.concatenate([img_emb, txt_emb]).astype(np.float32))
+    y = np.r_[np.ones(len(img_emb)), np.zeros(len(txt_emb))]
+    order = np.random.default_rng(seed).permutation(len(x))
+    fit_idx, test_idx = order[: len(x) // 2], order[len(x) // 2:]
+    if min(np.bincount(y[fit_idx].astype(int), minlength=2).min(), np.bincount(y[test_idx].astype(int), minlength=2).min()) == 0:
+        raise ValueError(f"modality_probe_accuracy needs images and captions in both halves; got {len(img_emb)} images and {len(txt_emb)} captions")
+    pred = LogisticRegression(max_iter=2000, class_weight="balanced").fit(x[fit_idx], y[fit_idx]).predict(x[test_idx])
+    truth = y[test_idx]
+    return float(((pred[truth == 1] == 1).mean() + (pred[truth == 0] == 0).mean()) / 2)
+
 def train_acmr(train: FeatureSplit, config: ACMRConfig, val: FeatureSplit | None = None, seed: int = 0,
-               desc: str | None = None) -> tuple[ACMR, object, list]:
-    "Train an `ACMR` on fixed features with `training.fit` (one optimizer: the reversal layer turns the modality classifier's gradient around for the projectors); with `val`, evaluate mAP and the modality accuracy each epoch and keep the best epoch by validation mAP. Returns `(model, history, step_log)`."
+               desc: str | None = None, probe: bool = False) -> tuple[ACMR, object, list]:
+    "Train an `ACMR` on fixed features with `training.fit` (one optimizer: the reversal layer turns the modality classifier's gradient around for the projectors); with `val`, evaluate mAP and the modality accuracy each epoch (with `probe`, also `modality_probe_accuracy`, a fresh linear classifier's) and keep the best epoch by validation mAP. Returns `(model, history, step_log)`."
     set_seed(seed)
     model = ACMR(train.img.shape[1], train.txt.shape[1], int(train.labels.max()) + 1, config.embed_dim, config.hidden, config.dropout)
     dl = pair_batches(train, config.batch_size, seed)
@@ -240,7 +254,8 @@ def train_acmr(train: FeatureSplit, config: ACMRConfig, val: FeatureSplit | None
         return loss
     def eval_fn(model):
         z_img, z_txt = embed(model, val)
-        return class_map(z_img, z_txt, val) | {"modality_acc": modality_accuracy(model, z_img, z_txt)}
+        out = class_map(z_img, z_txt, val) | {"modality_acc": modality_accuracy(model, z_img, z_txt)}
+        return out | ({"modality_probe_acc": modality_probe_accuracy(z_img, z_txt, seed)} if probe else {})
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     hist = fit(model, loss_fn, dl, config.n_epochs, opt=opt, eval_fn=eval_fn if val is not None else None, select="map_avg",
                device="cpu", seed=seed, desc=desc or f"acmr {config.losses}/{config.align}")
@@ -252,23 +267,32 @@ def standardize(train: np.ndarray, *others: np.ndarray, eps: float = 1e-6) -> li
     mu, sd = train.mean(0, keepdims=True), train.std(0, keepdims=True) + eps
     return [((x - mu) / sd).astype(np.float32) for x in (train, *others)]
 
-def feature_splits(splits: dict, img_feats: dict, text_kind: str = "tfidf", seed: int = 0, **text_kwargs) -> dict:
-    "`FeatureSplit`s of `splits` (`{'train': ds, ...}`): given image features, text features of `text.text_featurizer(text_kind)` fitted on the training captions; both standardised with training statistics."
+TEXT_SCALINGS = ("standardize", "rows")
+
+def scale_rows(train: np.ndarray, *others: np.ndarray) -> list:
+    "Every row L2-normalised and multiplied by √d (d columns): a mean square of 1 per coordinate, as a standardised row has on average, with no per-column statistics; an all-zero row stays zero."
+    return [(l2_normalize(np.asarray(x, dtype=np.float32)) * np.float32(math.sqrt(x.shape[1]))).astype(np.float32) for x in (train, *others)]
+
+def feature_splits(splits: dict, img_feats: dict, text_kind: str = "tfidf", seed: int = 0, text_scaling: str = "standardize",
+                   **text_kwargs) -> dict:
+    "`FeatureSplit`s of `splits` (`{'train': ds, ...}`): given image features, standardised with training statistics, and text features of `text.text_featurizer(text_kind)` fitted on the training captions, scaled by `text_scaling` ('standardize', like the images, or 'rows': `scale_rows`)."
+    if text_scaling not in TEXT_SCALINGS: raise ValueError(f"text_scaling must be one of {TEXT_SCALINGS}, got {text_scaling!r}")
     from crossmodal_course.text import text_featurizer
     train = splits["train"]
     featurize = text_featurizer(text_kind, train.captions, seed=seed, **text_kwargs)
     names = list(splits)
     imgs = standardize(*[np.asarray(img_feats[n], dtype=np.float32) for n in names])
-    txts = standardize(*[np.asarray(featurize(splits[n].captions), dtype=np.float32) for n in names])
+    txts = (standardize if text_scaling == "standardize" else scale_rows)(*[np.asarray(featurize(splits[n].captions), dtype=np.float32) for n in names])
     return {n: FeatureSplit(i, t, splits[n].img_of_caption, splits[n].labels) for n, i, t in zip(names, imgs, txts)}
 
 SCENES_FEATURES_VERSION = 1
 
-def scenes_features(text_kind: str = "tfidf", n_images: dict | None = None, seed: int = 0) -> dict:
-    "Train / val / test `FeatureSplit`s of the labelled scenes set (`scenes.scenes_dataset`, sizes `n_images` or the defaults): `data.simple_image_features` and `text_kind` caption features; cached on disk keyed by the parameters."
+def scenes_features(text_kind: str = "tfidf", n_images: dict | None = None, seed: int = 0, text_scaling: str = "standardize") -> dict:
+    "Train / val / test `FeatureSplit`s of the labelled scenes set (`scenes.scenes_dataset`, sizes `n_images` or the defaults): `data.simple_image_features` and `text_kind` caption features scaled by `text_scaling`; cached on disk keyed by the parameters."
     from crossmodal_course.scenes import scenes_dataset
     n_images = n_images or {}
     params = dict(version=SCENES_FEATURES_VERSION, text_kind=text_kind, n_images={k: n_images.get(k) for k in ("train", "val", "test")}, seed=seed)
+    if text_scaling != "standardize": params["text_scaling"] = text_scaling           # keyed only when set: earlier caches stay valid
     names = ("train", "val", "test")
     splits = {n: scenes_dataset(n, n_images.get(n)) for n in names}
     params["data"] = [Path(splits[n].info.get("cache", "")).name for n in names]         # the scenes' own cache keys
@@ -278,7 +302,7 @@ def scenes_features(text_kind: str = "tfidf", n_images: dict | None = None, seed
             with np.load(path, allow_pickle=False) as z:
                 return {n: FeatureSplit(z[f"{n}_img"], z[f"{n}_txt"], z[f"{n}_ioc"], z[f"{n}_labels"]) for n in names}
         except (OSError, ValueError, KeyError) as e: warnings.warn(f"ignoring unreadable feature cache {path}: {e}; recomputing")
-    out = feature_splits(splits, {n: simple_image_features(ds) for n, ds in splits.items()}, text_kind, seed=seed)
+    out = feature_splits(splits, {n: simple_image_features(ds) for n, ds in splits.items()}, text_kind, seed=seed, text_scaling=text_scaling)
     atomic_save_npz(path, **{f"{n}_{k}": getattr(out[n], a) for n in names
                              for k, a in (("img", "img"), ("txt", "txt"), ("ioc", "img_of_caption"), ("labels", "labels"))})
     return out
@@ -346,15 +370,20 @@ def _with_labels(ds: CaptionDataset) -> CaptionDataset:
     if ds.labels is not None: return ds
     return replace(ds, labels=np.arange(len(ds)), info=dict(ds.info))
 
+def default_text_scaling(train: CaptionDataset, test: CaptionDataset) -> str:
+    "How the registered methods scale caption features: 'standardize' for the embedded sets (generated captions over a small vocabulary), 'rows' (`scale_rows`) for photos read from files, whose real sentences are full of rare words."
+    return "standardize" if train.in_memory and test.in_memory else "rows"
+
 ACMR_METHODS = {"acmr": "adversarial", "acmr-mmd": "mmd", "acmr-coral": "coral", "acmr-corr": "corr", "acmr-none": "none"}
 
-def acmr_method(align: str, text_kind: str = "tfidf", n_epochs: int = 20, quick_epochs: int = 8) -> Callable:
-    "A `reproduce` method: ACMR with all losses and the alignment term `align`, on `acmr_image_features` and `text_kind` caption features (fitted on train), trained for `n_epochs` (`quick`: `quick_epochs` on at most 2,000 training images); images without class labels count as their own class."
+def acmr_method(align: str, text_kind: str = "tfidf", n_epochs: int = 20, quick_epochs: int = 8, text_scaling: str | None = None) -> Callable:
+    "A `reproduce` method: ACMR with all losses and the alignment term `align`, on `acmr_image_features` and `text_kind` caption features (fitted on train, scaled by `text_scaling`, by default `default_text_scaling`), trained for `n_epochs` (`quick`: `quick_epochs` on at most 2,000 training images); images without class labels count as their own class."
     def method(train: CaptionDataset, test: CaptionDataset, *, quick: bool = False, seed: int = 0) -> np.ndarray:
         train = _with_labels(train_subset(train, 2000 if quick else None, seed))
         test = test if test.labels is not None else replace(test, labels=np.zeros(len(test), dtype=np.int64), info=dict(test.info))
         f_train, f_test = acmr_image_features(train, test)
-        feats = feature_splits({"train": train, "test": test}, {"train": f_train, "test": f_test}, text_kind, seed=seed)
+        feats = feature_splits({"train": train, "test": test}, {"train": f_train, "test": f_test}, text_kind, seed=seed,
+                               text_scaling=text_scaling or default_text_scaling(train, test))
         model, _, _ = train_acmr(feats["train"], ACMRConfig(align=align, n_epochs=quick_epochs if quick else n_epochs), seed=seed)
         z_img, z_txt = embed(model, feats["test"])
         return (l2_normalize(z_img) @ l2_normalize(z_txt).T).astype(np.float32)
