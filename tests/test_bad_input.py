@@ -161,8 +161,11 @@ def test_check_images_names_broken_files(tmp_path):
     assert run("data", "flickr8k", "--root", root).returncode == 0          # without the option, files are only checked to exist
 
 def test_ctrl_c_exits_130_with_one_line(cache):
+    # A shell's background job starts with SIGINT ignored, and a Python started that way never installs its Ctrl-C handler:
+    # the child gets the default disposition back, as it has when run from a terminal.
     p = subprocess.Popen([str(PROG), "reproduce", "--methods", "cca"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=os.environ | {"CROSSMODAL_COURSE_CACHE": str(cache)})
+                         env=os.environ | {"CROSSMODAL_COURSE_CACHE": str(cache)},
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = p.stderr.readline()                             # the data are loaded: past imports, training has started
     time.sleep(1)
     p.send_signal(signal.SIGINT)
